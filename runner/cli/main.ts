@@ -1,0 +1,2 @@
+// Placeholder entry replaced by the CLI module.
+process.stdout.write('cfpipe\n');
