@@ -86,7 +86,7 @@ const cmakeJsArgs = [
   `--CDCFPIPE_CUDA=${cuda ? 'ON' : 'OFF'}`,
   '--log-level', args.includes('--verbose') ? 'verbose' : 'info',
 ];
-console.log(`build:native: ${config}, Node-API ${pkg.binary.napi_versions.join('/')}, compiler ${cxx}, CUDA ${cuda ? `on (${nvcc})` : 'off (no nvcc)'}`);
+console.log(`build:native: ${config}, Node-API ${pkg.binary.napi_versions.join('/')}, compiler ${cxx}, CFPIPE_CUDA=${cuda ? `ON (nvcc: ${nvcc})` : `OFF (${nvcc ? '--no-cuda' : 'no nvcc found'})`}`);
 const result = spawnSync(process.execPath, cmakeJsArgs, { stdio: 'inherit', env, cwd: root });
 if (result.status !== 0) fail(`cmake-js failed (exit ${result.status ?? result.signal}); see the compiler output above`);
 
