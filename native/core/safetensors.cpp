@@ -101,7 +101,7 @@ float f16_to_f32(uint16_t h) {
 // ---------------------------------------------------------------------------------------------
 // shapes
 
-size_t shape_numel(const std::vector<int64_t>& shape) {
+size_t checked_numel(const std::vector<int64_t>& shape) {
   size_t n = 1;
   for (int64_t d : shape) {
     CFP_CHECK(d >= 0, "negative dimension %lld in shape %s", static_cast<long long>(d), shape_string(shape).c_str());
@@ -121,7 +121,7 @@ std::string shape_string(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
-size_t TensorInfo::numel() const { return shape_numel(shape); }
+size_t TensorInfo::numel() const { return checked_numel(shape); }
 
 // ---------------------------------------------------------------------------------------------
 // A strict JSON reader, just enough for safetensors headers (RFC 8259 syntax; duplicate keys are
@@ -581,7 +581,7 @@ std::vector<uint8_t> serialize_safetensors(const std::vector<TensorRef>& tensors
     CFP_CHECK(!t.name.empty(), "a tensor to write has an empty name");
     CFP_CHECK(t.name != "__metadata__", "\"__metadata__\" cannot be a tensor name");
     CFP_CHECK(names.insert(t.name).second, "duplicate tensor name \"%s\"", t.name.c_str());
-    const size_t bytes = shape_numel(t.shape) * dtype_size(t.dtype);
+    const size_t bytes = checked_numel(t.shape) * dtype_size(t.dtype);
     CFP_CHECK(t.data != nullptr || bytes == 0, "tensor \"%s\" has no data", t.name.c_str());
     if (!first) header += ',';
     first = false;

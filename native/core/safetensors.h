@@ -45,7 +45,8 @@ struct TensorInfo {
   size_t numel() const;
 };
 
-size_t shape_numel(const std::vector<int64_t>& shape);
+// Element count of a shape; throws on negative dimensions or size_t overflow.
+size_t checked_numel(const std::vector<int64_t>& shape);
 std::string shape_string(const std::vector<int64_t>& shape);  // "[2, 3]"
 
 using Metadata = std::map<std::string, std::string>;
