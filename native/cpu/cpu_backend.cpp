@@ -1,0 +1,597 @@
+// The CPU backend: every op of core/backend.h on host memory. Each op splits its outer loop over
+// the thread pool in fixed chunks; every output element (and every reduction) is computed by one
+// chunk in a fixed order, so results are bitwise identical for any thread count.
+#include "cpu/cpu_backend.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <thread>
+#include <vector>
+
+#include "cpu/gemm.h"
+#include "cpu/thread_pool.h"
+
+namespace cfp {
+
+namespace {
+
+constexpr int64_t kGrain = 16384;  // elements per chunk below which element-wise ops stay serial
+
+// Contiguous key ranges a query may see under a mask (at most two), derived from attn_allowed.
+struct KeyRanges {
+  int64_t lo[2] = {0, 0}, hi[2] = {0, 0};
+  int count = 0;
+};
+
+KeyRanges key_ranges(const AttnMask& m, int64_t i, int64_t Tk) {
+  KeyRanges r;
+  auto push = [&](int64_t lo, int64_t hi) {
+    lo = std::max<int64_t>(0, lo);
+    hi = std::min(Tk, hi);
+    if (hi > lo) {
+      r.lo[r.count] = lo;
+      r.hi[r.count] = hi;
+      ++r.count;
+    }
+  };
+  switch (m.kind) {
+    case MaskKind::full:
+      push(0, Tk);
+      break;
+    case MaskKind::block_causal:
+      push(0, ((i + m.q_offset) / m.block_tokens + 1) * m.block_tokens);
+      break;
+    case MaskKind::teacher_forcing: {
+      const int64_t L = m.half_tokens, bt = m.block_tokens;
+      if (i < L) {
+        push(0, std::min(L, (i / bt + 1) * bt));
+      } else {
+        const int64_t b = (i - L) / bt;
+        push(0, std::min(L, b * bt));
+        push(L + b * bt, L + std::min(L, (b + 1) * bt));
+      }
+      break;
+    }
+  }
+  return r;
+}
+
+template <class T>
+inline double dotd(const T* a, const T* b, int64_t n) {
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) s += double(a[i]) * double(b[i]);
+  return s;
+}
+
+// Float dot product with 8 independent float lanes in a fixed order (vectorisable), used in the
+// attention inner loops; the double path keeps full precision.
+inline float fast_dot(const float* a, const float* b, int64_t n) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
+  float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+inline double fast_dot(const double* a, const double* b, int64_t n) { return dotd(a, b, n); }
+
+template <class T>
+class CpuBackend final : public Backend<T> {
+ public:
+  explicit CpuBackend(int threads) : pool_(threads) {}
+  std::string name() const override { return "cpu"; }
+
+  // ---- memory ----
+  std::shared_ptr<T> alloc(int64_t n) override {
+    CFP_CHECK(n >= 0, "cannot allocate %lld elements", static_cast<long long>(n));
+    size_t bytes = (static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(T) + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, bytes);
+    CFP_CHECK(p != nullptr, "out of host memory allocating %zu bytes", bytes);
+    return std::shared_ptr<T>(static_cast<T*>(p), [](T* q) { std::free(q); });
+  }
+  void upload(T* dst, const T* src, int64_t n) override { copy(dst, src, n); }
+  void download(T* dst, const T* src, int64_t n) override { copy(dst, src, n); }
+  void copy(T* dst, const T* src, int64_t n) override {
+    if (n > 0 && dst != src) std::memmove(dst, src, static_cast<size_t>(n) * sizeof(T));
+  }
+  void fill(T* x, T value, int64_t n) override { std::fill(x, x + n, value); }
+  void copy2d(T* dst, int64_t ld_dst, const T* src, int64_t ld_src, int64_t rows, int64_t cols,
+              bool accumulate) override {
+    for (int64_t r = 0; r < rows; ++r) {
+      T* d = dst + r * ld_dst;
+      const T* s = src + r * ld_src;
+      if (accumulate)
+        for (int64_t c = 0; c < cols; ++c) d[c] += s[c];
+      else
+        std::memmove(d, s, static_cast<size_t>(cols) * sizeof(T));
+    }
+  }
+
+  // ---- BLAS-like ----
+  void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
+            int64_t ldb, T beta, T* C, int64_t ldc) override {
+    cpu_gemm<T>(pool_, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  }
+  void add_bias(T* out, const T* bias, int64_t N, int64_t C) override {
+    rows(N, C, [&](int64_t n) {
+      T* o = out + n * C;
+      for (int64_t c = 0; c < C; ++c) o[c] += bias[c];
+    });
+  }
+  void bias_backward(T* dbias, const T* dout, int64_t N, int64_t C) override {
+    // Columns split across threads; each column sums its rows in order.
+    pool_.parallel_for(C, std::max<int64_t>(1, kGrain / std::max<int64_t>(N, 1)), [&](int64_t c0, int64_t c1) {
+      std::vector<double> acc(static_cast<size_t>(c1 - c0), 0.0);
+      for (int64_t n = 0; n < N; ++n) {
+        const T* d = dout + n * C;
+        for (int64_t c = c0; c < c1; ++c) acc[static_cast<size_t>(c - c0)] += d[c];
+      }
+      for (int64_t c = c0; c < c1; ++c) dbias[c] += static_cast<T>(acc[static_cast<size_t>(c - c0)]);
+    });
+  }
+
+  // ---- element-wise ----
+  void add(T* out, const T* a, const T* b, int64_t n) override {
+    elems(n, [&](int64_t i) { out[i] = a[i] + b[i]; });
+  }
+  void axpy(T* y, T alpha, const T* x, int64_t n) override {
+    elems(n, [&](int64_t i) { y[i] += alpha * x[i]; });
+  }
+  void axpby(T* out, T alpha, const T* x, T beta, const T* y, int64_t n) override {
+    elems(n, [&](int64_t i) { out[i] = alpha * x[i] + beta * y[i]; });
+  }
+  void scale(T* x, T alpha, int64_t n) override {
+    elems(n, [&](int64_t i) { x[i] *= alpha; });
+  }
+  void mul_rows(T* x, const T* w, int64_t R, int64_t C) override {
+    rows(R, C, [&](int64_t r) {
+      for (int64_t c = 0; c < C; ++c) x[r * C + c] *= w[r];
+    });
+  }
+  double sum_squares(const T* x, int64_t n) override {
+    return reduce(n, [&](int64_t i) { return double(x[i]) * double(x[i]); });
+  }
+  double dot(const T* a, const T* b, int64_t n) override {
+    return reduce(n, [&](int64_t i) { return double(a[i]) * double(b[i]); });
+  }
+  double sum_abs_diff(const T* a, const T* b, int64_t n) override {
+    return reduce(n, [&](int64_t i) { return std::fabs(double(a[i]) - double(b[i])); });
+  }
+
+  // ---- activations ----
+  void gelu_tanh_forward(T* out, const T* inp, int64_t n) override {
+    elems(n, [&](int64_t i) {
+      const T x = inp[i];
+      const T u = T(kGeluC) * (x + T(0.044715) * x * x * x);
+      out[i] = T(0.5) * x * (T(1) + std::tanh(u));
+    });
+  }
+  void gelu_tanh_backward(T* dinp, const T* inp, const T* dout, int64_t n) override {
+    elems(n, [&](int64_t i) {
+      const T x = inp[i];
+      const T u = T(kGeluC) * (x + T(0.044715) * x * x * x);
+      const T th = std::tanh(u);
+      const T du = T(kGeluC) * (T(1) + T(3 * 0.044715) * x * x);
+      dinp[i] += dout[i] * (T(0.5) * (T(1) + th) + T(0.5) * x * (T(1) - th * th) * du);
+    });
+  }
+  void silu_forward(T* out, const T* inp, int64_t n) override {
+    elems(n, [&](int64_t i) { out[i] = inp[i] / (T(1) + std::exp(-inp[i])); });
+  }
+  void silu_backward(T* dinp, const T* inp, const T* dout, int64_t n) override {
+    elems(n, [&](int64_t i) {
+      const T s = T(1) / (T(1) + std::exp(-inp[i]));
+      dinp[i] += dout[i] * s * (T(1) + inp[i] * (T(1) - s));
+    });
+  }
+  void softmax_forward(T* out, const T* inp, int64_t N, int64_t C) override {
+    rows(N, C, [&](int64_t n) {
+      const T* x = inp + n * C;
+      T* o = out + n * C;
+      T mx = x[0];
+      for (int64_t c = 1; c < C; ++c) mx = std::max(mx, x[c]);
+      double s = 0;
+      for (int64_t c = 0; c < C; ++c) {
+        o[c] = std::exp(x[c] - mx);
+        s += o[c];
+      }
+      const T inv = T(1.0 / s);
+      for (int64_t c = 0; c < C; ++c) o[c] *= inv;
+    });
+  }
+  void softmax_backward(T* dinp, const T* out, const T* dout, int64_t N, int64_t C) override {
+    rows(N, C, [&](int64_t n) {
+      const T* y = out + n * C;
+      const T* d = dout + n * C;
+      const T s = static_cast<T>(dotd(y, d, C));
+      for (int64_t c = 0; c < C; ++c) dinp[n * C + c] += y[c] * (d[c] - s);
+    });
+  }
+
+  // ---- normalisation ----
+  void layernorm_forward(T* out, T* mean, T* rstd, const T* inp, const T* weight, const T* bias, int64_t N,
+                         int64_t C, double eps) override {
+    rows(N, C, [&](int64_t n) {
+      const T* x = inp + n * C;
+      double m = 0;
+      for (int64_t c = 0; c < C; ++c) m += x[c];
+      m /= double(C);
+      double v = 0;
+      for (int64_t c = 0; c < C; ++c) v += (x[c] - m) * (x[c] - m);
+      v /= double(C);
+      const T mt = static_cast<T>(m), rs = static_cast<T>(1.0 / std::sqrt(v + eps));
+      mean[n] = mt;
+      rstd[n] = rs;
+      T* o = out + n * C;
+      for (int64_t c = 0; c < C; ++c) {
+        T y = (x[c] - mt) * rs;
+        if (weight) y = y * weight[c] + (bias ? bias[c] : T(0));
+        o[c] = y;
+      }
+    });
+  }
+  void layernorm_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight, const T* mean,
+                          const T* rstd, int64_t N, int64_t C) override {
+    if (dinp) {
+      rows(N, C, [&](int64_t n) {
+        const T* x = inp + n * C;
+        const T* d = dout + n * C;
+        double sum_d = 0, sum_dn = 0;
+        for (int64_t c = 0; c < C; ++c) {
+          const double dn = weight ? double(d[c]) * weight[c] : double(d[c]);
+          sum_d += dn;
+          sum_dn += dn * (double(x[c]) - mean[n]) * rstd[n];
+        }
+        const T md = static_cast<T>(sum_d / C), mdn = static_cast<T>(sum_dn / C);
+        for (int64_t c = 0; c < C; ++c) {
+          const T norm = (x[c] - mean[n]) * rstd[n];
+          const T dn = weight ? d[c] * weight[c] : d[c];
+          dinp[n * C + c] += (dn - md - norm * mdn) * rstd[n];
+        }
+      });
+    }
+    if (dweight || dbias) {
+      columns(N, C, [&](int64_t c0, int64_t c1) {
+        std::vector<double> dw(static_cast<size_t>(c1 - c0), 0.0), db(dw.size(), 0.0);
+        for (int64_t n = 0; n < N; ++n)
+          for (int64_t c = c0; c < c1; ++c) {
+            const double norm = (double(inp[n * C + c]) - mean[n]) * rstd[n];
+            dw[static_cast<size_t>(c - c0)] += double(dout[n * C + c]) * norm;
+            db[static_cast<size_t>(c - c0)] += dout[n * C + c];
+          }
+        for (int64_t c = c0; c < c1; ++c) {
+          if (dweight) dweight[c] += static_cast<T>(dw[static_cast<size_t>(c - c0)]);
+          if (dbias) dbias[c] += static_cast<T>(db[static_cast<size_t>(c - c0)]);
+        }
+      });
+    }
+  }
+  void rmsnorm_forward(T* out, T* rstd, const T* inp, const T* weight, int64_t N, int64_t C, double eps) override {
+    rows(N, C, [&](int64_t n) {
+      const T* x = inp + n * C;
+      const double ms = dotd(x, x, C) / double(C);
+      const T rs = static_cast<T>(1.0 / std::sqrt(ms + eps));
+      rstd[n] = rs;
+      for (int64_t c = 0; c < C; ++c) out[n * C + c] = x[c] * rs * weight[c];
+    });
+  }
+  void rmsnorm_backward(T* dinp, T* dweight, const T* dout, const T* inp, const T* weight, const T* rstd, int64_t N,
+                        int64_t C) override {
+    if (dinp) {
+      rows(N, C, [&](int64_t n) {
+        const T* x = inp + n * C;
+        const T* d = dout + n * C;
+        double s = 0;
+        for (int64_t c = 0; c < C; ++c) s += double(d[c]) * weight[c] * x[c] * rstd[n];
+        const T m = static_cast<T>(s / C);
+        for (int64_t c = 0; c < C; ++c) {
+          const T norm = x[c] * rstd[n];
+          dinp[n * C + c] += rstd[n] * (d[c] * weight[c] - norm * m);
+        }
+      });
+    }
+    if (dweight) {
+      columns(N, C, [&](int64_t c0, int64_t c1) {
+        std::vector<double> dw(static_cast<size_t>(c1 - c0), 0.0);
+        for (int64_t n = 0; n < N; ++n)
+          for (int64_t c = c0; c < c1; ++c)
+            dw[static_cast<size_t>(c - c0)] += double(dout[n * C + c]) * inp[n * C + c] * rstd[n];
+        for (int64_t c = c0; c < c1; ++c) dweight[c] += static_cast<T>(dw[static_cast<size_t>(c - c0)]);
+      });
+    }
+  }
+
+  // ---- modulation ----
+  void modulate_forward(T* out, const T* inp, const T* shift, const T* scale, int64_t ms, int64_t S, int64_t Lf,
+                        int64_t C) override {
+    rows(S * Lf, C, [&](int64_t r) {
+      const int64_t s = r / Lf;
+      const T* sh = shift + s * ms;
+      const T* sc = scale + s * ms;
+      for (int64_t c = 0; c < C; ++c) out[r * C + c] = inp[r * C + c] * (T(1) + sc[c]) + sh[c];
+    });
+  }
+  void modulate_backward(T* dinp, T* dshift, T* dscale, const T* dout, const T* inp, const T* scale, int64_t ms,
+                         int64_t S, int64_t Lf, int64_t C) override {
+    pool_.parallel_for(S, 1, [&](int64_t s0, int64_t s1) {
+      std::vector<double> dsh(static_cast<size_t>(C)), dsc(static_cast<size_t>(C));
+      for (int64_t s = s0; s < s1; ++s) {
+        std::fill(dsh.begin(), dsh.end(), 0.0);
+        std::fill(dsc.begin(), dsc.end(), 0.0);
+        const T* sc = scale + s * ms;
+        for (int64_t l = 0; l < Lf; ++l) {
+          const int64_t r = s * Lf + l;
+          for (int64_t c = 0; c < C; ++c) {
+            const T d = dout[r * C + c];
+            if (dinp) dinp[r * C + c] += d * (T(1) + sc[c]);
+            dsh[static_cast<size_t>(c)] += d;
+            dsc[static_cast<size_t>(c)] += double(d) * inp[r * C + c];
+          }
+        }
+        for (int64_t c = 0; c < C; ++c) {
+          if (dshift) dshift[s * ms + c] += static_cast<T>(dsh[static_cast<size_t>(c)]);
+          if (dscale) dscale[s * ms + c] += static_cast<T>(dsc[static_cast<size_t>(c)]);
+        }
+      }
+    });
+  }
+  void gate_residual_forward(T* x, const T* y, const T* gate, int64_t ms, int64_t S, int64_t Lf, int64_t C) override {
+    rows(S * Lf, C, [&](int64_t r) {
+      const T* g = gate + (r / Lf) * ms;
+      for (int64_t c = 0; c < C; ++c) x[r * C + c] += g[c] * y[r * C + c];
+    });
+  }
+  void gate_residual_backward(T* dy, T* dgate, const T* dx, const T* y, const T* gate, int64_t ms, int64_t S,
+                              int64_t Lf, int64_t C) override {
+    pool_.parallel_for(S, 1, [&](int64_t s0, int64_t s1) {
+      std::vector<double> dg(static_cast<size_t>(C));
+      for (int64_t s = s0; s < s1; ++s) {
+        std::fill(dg.begin(), dg.end(), 0.0);
+        const T* g = gate + s * ms;
+        for (int64_t l = 0; l < Lf; ++l) {
+          const int64_t r = s * Lf + l;
+          for (int64_t c = 0; c < C; ++c) {
+            if (dy) dy[r * C + c] += dx[r * C + c] * g[c];
+            dg[static_cast<size_t>(c)] += double(dx[r * C + c]) * y[r * C + c];
+          }
+        }
+        if (dgate)
+          for (int64_t c = 0; c < C; ++c) dgate[s * ms + c] += static_cast<T>(dg[static_cast<size_t>(c)]);
+      }
+    });
+  }
+
+  // ---- RoPE ----
+  void rope_forward(T* out, const T* inp, const T* cs, const T* sn, int64_t N, int64_t H, int64_t hd) override {
+    const int64_t P = hd / 2;
+    rows(N, H * hd, [&](int64_t n) {
+      for (int64_t h = 0; h < H; ++h) {
+        const T* x = inp + n * H * hd + h * hd;
+        T* o = out + n * H * hd + h * hd;
+        for (int64_t i = 0; i < P; ++i) {
+          const T c = cs[n * P + i], s = sn[n * P + i];
+          const T x0 = x[2 * i], x1 = x[2 * i + 1];
+          o[2 * i] = x0 * c - x1 * s;
+          o[2 * i + 1] = x0 * s + x1 * c;
+        }
+      }
+    });
+  }
+  void rope_backward(T* dinp, const T* dout, const T* cs, const T* sn, int64_t N, int64_t H, int64_t hd) override {
+    const int64_t P = hd / 2;
+    rows(N, H * hd, [&](int64_t n) {
+      for (int64_t h = 0; h < H; ++h) {
+        const T* d = dout + n * H * hd + h * hd;
+        T* o = dinp + n * H * hd + h * hd;
+        for (int64_t i = 0; i < P; ++i) {
+          const T c = cs[n * P + i], s = sn[n * P + i];
+          const T d0 = d[2 * i], d1 = d[2 * i + 1];
+          o[2 * i] += d0 * c + d1 * s;
+          o[2 * i + 1] += -d0 * s + d1 * c;
+        }
+      }
+    });
+  }
+
+  // ---- attention ----
+  void attention_forward(T* out, T* lse, const T* q, const T* k, const T* v, const AttnShape& sh,
+                         const AttnMask& mask, double scale) override {
+    check_mask(sh, mask);
+    const int64_t D = sh.H * sh.hd, hd = sh.hd, Tq = sh.Tq, Tk = sh.Tk, kvs = sh.kv_stride();
+    // Tasks = (b, h, query); each writes its own output row slice.
+    pool_.parallel_for(sh.B * sh.H * Tq, 8, [&](int64_t t0, int64_t t1) {
+      std::vector<T> p(static_cast<size_t>(Tk));
+      std::vector<double> acc(static_cast<size_t>(hd));
+      for (int64_t task = t0; task < t1; ++task) {
+        const int64_t i = task % Tq, h = (task / Tq) % sh.H, b = task / (Tq * sh.H);
+        const T* qi = q + (b * Tq + i) * D + h * hd;
+        const T* kb = k + b * kvs * D + h * hd;
+        const T* vb = v + b * kvs * D + h * hd;
+        T* oi = out + (b * Tq + i) * D + h * hd;
+        const KeyRanges kr = key_ranges(mask, i, Tk);
+        T mx = -std::numeric_limits<T>::infinity();
+        for (int r = 0; r < kr.count; ++r)
+          for (int64_t j = kr.lo[r]; j < kr.hi[r]; ++j) {
+            const T s = static_cast<T>(scale) * fast_dot(qi, kb + j * D, hd);
+            p[static_cast<size_t>(j)] = s;
+            mx = std::max(mx, s);
+          }
+        T* lse_i = lse + (b * sh.H + h) * Tq + i;
+        if (kr.count == 0) {
+          std::fill(oi, oi + hd, T(0));
+          *lse_i = -std::numeric_limits<T>::infinity();
+          continue;
+        }
+        double sum = 0;
+        std::fill(acc.begin(), acc.end(), 0.0);
+        for (int r = 0; r < kr.count; ++r)
+          for (int64_t j = kr.lo[r]; j < kr.hi[r]; ++j) {
+            const T e = std::exp(p[static_cast<size_t>(j)] - mx);
+            sum += e;
+            const T* vj = vb + j * D;
+            for (int64_t d = 0; d < hd; ++d) acc[static_cast<size_t>(d)] += double(e) * vj[d];
+          }
+        for (int64_t d = 0; d < hd; ++d) oi[d] = static_cast<T>(acc[static_cast<size_t>(d)] / sum);
+        *lse_i = static_cast<T>(double(mx) + std::log(sum));
+      }
+    });
+  }
+  void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k, const T* v, const T* out,
+                          const T* lse, const AttnShape& sh, const AttnMask& mask, double scale) override {
+    check_mask(sh, mask);
+    const int64_t D = sh.H * sh.hd, hd = sh.hd, Tq = sh.Tq, Tk = sh.Tk, kvs = sh.kv_stride();
+    // Tasks = (b, h): the dk/dv slices of one head are written by one task only.
+    pool_.parallel_for(sh.B * sh.H, 1, [&](int64_t t0, int64_t t1) {
+      std::vector<T> dqi(static_cast<size_t>(hd));
+      for (int64_t task = t0; task < t1; ++task) {
+        const int64_t h = task % sh.H, b = task / sh.H;
+        const T* kb = k + b * kvs * D + h * hd;
+        const T* vb = v + b * kvs * D + h * hd;
+        T* dkb = dk ? dk + b * kvs * D + h * hd : nullptr;
+        T* dvb = dv ? dv + b * kvs * D + h * hd : nullptr;
+        for (int64_t i = 0; i < Tq; ++i) {
+          const T l = lse[(b * sh.H + h) * Tq + i];
+          if (std::isinf(l)) continue;  // the query saw no key
+          const T* qi = q + (b * Tq + i) * D + h * hd;
+          const T* doi = dout + (b * Tq + i) * D + h * hd;
+          const T* oi = out + (b * Tq + i) * D + h * hd;
+          const T Di = static_cast<T>(dotd(doi, oi, hd));
+          std::fill(dqi.begin(), dqi.end(), T(0));
+          const KeyRanges kr = key_ranges(mask, i, Tk);
+          for (int r = 0; r < kr.count; ++r)
+            for (int64_t j = kr.lo[r]; j < kr.hi[r]; ++j) {
+              const T pij = std::exp(static_cast<T>(scale) * fast_dot(qi, kb + j * D, hd) - l);
+              const T dp = fast_dot(doi, vb + j * D, hd);
+              const T ds = pij * (dp - Di) * static_cast<T>(scale);
+              const T* kj = kb + j * D;
+              for (int64_t d = 0; d < hd; ++d) dqi[static_cast<size_t>(d)] += ds * kj[d];
+              if (dkb)
+                for (int64_t d = 0; d < hd; ++d) dkb[j * D + d] += ds * qi[d];
+              if (dvb)
+                for (int64_t d = 0; d < hd; ++d) dvb[j * D + d] += pij * doi[d];
+            }
+          T* dqo = dq + (b * Tq + i) * D + h * hd;
+          for (int64_t d = 0; d < hd; ++d) dqo[d] += dqi[static_cast<size_t>(d)];
+        }
+      }
+    });
+  }
+
+  // ---- embeddings ----
+  void timestep_embedding(T* out, const T* t, int64_t N, int64_t dim) override {
+    CFP_CHECK(dim % 2 == 0, "time embedding width must be even, got %lld", static_cast<long long>(dim));
+    const int64_t half = dim / 2;
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t i = 0; i < half; ++i) {
+        const double w = std::pow(10000.0, -double(i) / double(half));
+        const double a = double(t[n]) * w;
+        out[n * dim + i] = static_cast<T>(std::cos(a));
+        out[n * dim + half + i] = static_cast<T>(std::sin(a));
+      }
+  }
+  void patchify(T* tokens, const T* x, int64_t B, int64_t F, int64_t C, int64_t H, int64_t W, int64_t ph,
+                int64_t pw) override {
+    patch_loop(B, F, C, H, W, ph, pw, false, [&](int64_t ti, int64_t xi) { tokens[ti] = x[xi]; });
+  }
+  void patchify_backward(T* dx, const T* dtokens, int64_t B, int64_t F, int64_t C, int64_t H, int64_t W,
+                         int64_t ph, int64_t pw) override {
+    patch_loop(B, F, C, H, W, ph, pw, false, [&](int64_t ti, int64_t xi) { dx[xi] += dtokens[ti]; });
+  }
+  void unpatchify(T* x, const T* tokens, int64_t B, int64_t F, int64_t C, int64_t H, int64_t W, int64_t ph,
+                  int64_t pw) override {
+    patch_loop(B, F, C, H, W, ph, pw, true, [&](int64_t ti, int64_t xi) { x[xi] = tokens[ti]; });
+  }
+  void unpatchify_backward(T* dtokens, const T* dx, int64_t B, int64_t F, int64_t C, int64_t H, int64_t W,
+                           int64_t ph, int64_t pw) override {
+    patch_loop(B, F, C, H, W, ph, pw, true, [&](int64_t ti, int64_t xi) { dtokens[ti] += dx[xi]; });
+  }
+
+ private:
+  static constexpr double kGeluC = 0.7978845608028654;  // sqrt(2/pi)
+
+  template <class Fn>
+  void elems(int64_t n, Fn fn) {
+    pool_.parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) fn(i);
+    });
+  }
+  template <class Fn>
+  void rows(int64_t N, int64_t C, Fn fn) {
+    pool_.parallel_for(N, std::max<int64_t>(1, kGrain / std::max<int64_t>(C, 1)), [&](int64_t b, int64_t e) {
+      for (int64_t n = b; n < e; ++n) fn(n);
+    });
+  }
+  template <class Fn>
+  void columns(int64_t N, int64_t C, Fn fn) {
+    pool_.parallel_for(C, std::max<int64_t>(1, kGrain / std::max<int64_t>(N, 1)), fn);
+  }
+  // Sum of fn(i) over [0, n) in fixed 4096-element blocks added in order: independent of threads.
+  template <class Fn>
+  double reduce(int64_t n, Fn fn) {
+    constexpr int64_t kBlock = 4096;
+    const int64_t blocks = (n + kBlock - 1) / kBlock;
+    std::vector<double> part(static_cast<size_t>(blocks), 0.0);
+    pool_.parallel_for(blocks, 4, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        double s = 0;
+        for (int64_t i = b * kBlock, e = std::min(n, (b + 1) * kBlock); i < e; ++i) s += fn(i);
+        part[static_cast<size_t>(b)] = s;
+      }
+    });
+    double s = 0;
+    for (double p : part) s += p;
+    return s;
+  }
+  // Visits every (token element, x element) pair. Token vector order: (c, q, r) for patchify,
+  // (q, r, c) for the head's unpatchify order.
+  template <class Fn>
+  void patch_loop(int64_t B, int64_t F, int64_t C, int64_t H, int64_t W, int64_t ph, int64_t pw, bool head_order,
+                  Fn fn) {
+    CFP_CHECK(H % ph == 0 && W % pw == 0, "latent %lldx%lld is not divisible by the patch %lldx%lld",
+              static_cast<long long>(H), static_cast<long long>(W), static_cast<long long>(ph),
+              static_cast<long long>(pw));
+    const int64_t Hp = H / ph, Wp = W / pw, P = C * ph * pw;
+    pool_.parallel_for(B * F, 1, [&](int64_t f0, int64_t f1) {
+      for (int64_t bf = f0; bf < f1; ++bf)
+        for (int64_t hp = 0; hp < Hp; ++hp)
+          for (int64_t wp = 0; wp < Wp; ++wp) {
+            const int64_t tok = (bf * Hp + hp) * Wp + wp;
+            for (int64_t c = 0; c < C; ++c)
+              for (int64_t qh = 0; qh < ph; ++qh)
+                for (int64_t rw = 0; rw < pw; ++rw) {
+                  const int64_t e = head_order ? (qh * pw + rw) * C + c : (c * ph + qh) * pw + rw;
+                  const int64_t xi = ((bf * C + c) * H + hp * ph + qh) * W + wp * pw + rw;
+                  fn(tok * P + e, xi);
+                }
+          }
+    });
+  }
+  static void check_mask(const AttnShape& sh, const AttnMask& m) {
+    CFP_CHECK(sh.hd > 0 && sh.H > 0 && sh.B > 0, "attention shape must be positive");
+    CFP_CHECK(sh.kv_stride() >= sh.Tk, "kv_rows %lld < Tk %lld", static_cast<long long>(sh.kv_rows),
+              static_cast<long long>(sh.Tk));
+    if (m.kind != MaskKind::full) CFP_CHECK(m.block_tokens > 0, "block mask needs block_tokens > 0");
+    if (m.kind == MaskKind::teacher_forcing)
+      CFP_CHECK(m.half_tokens > 0 && sh.Tq == 2 * m.half_tokens && sh.Tk == 2 * m.half_tokens,
+                "teacher-forcing attention needs Tq = Tk = 2 * half_tokens");
+  }
+
+  ThreadPool pool_;
+};
+
+}  // namespace
+
+template <class T>
+std::unique_ptr<Backend<T>> make_cpu_backend(int threads) {
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return std::make_unique<CpuBackend<T>>(threads);
+}
+
+template std::unique_ptr<Backend<float>> make_cpu_backend<float>(int);
+template std::unique_ptr<Backend<double>> make_cpu_backend<double>(int);
+
+}  // namespace cfp
