@@ -13,7 +13,8 @@
 // checkpoints), {root}. The same values are in the environment as CFPIPE_IN_<NAME> (paths joined
 // by ':'), CFPIPE_OUT_<NAME>, CFPIPE_WORK_DIR. A line `cfpipe:progress STEP TOTAL [k=v ...]` on
 // stdout is shown as progress; `cfpipe:checkpoint STEP PATH` is recorded as a checkpoint.
-// On the first interrupt the command gets SIGTERM (its whole process group) and may checkpoint.
+// On the first interrupt the command gets SIGTERM and may checkpoint; it stays in the worker's
+// process group, so a hard stop ends it together with the worker.
 
 import { resolve } from 'node:path';
 import { execa } from 'execa';
@@ -113,8 +114,8 @@ export const kind: StageKind = {
     }
     ctx.log(`$ ${shell ? argv[0] : argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a))).join(' ')}`);
     const child = shell
-      ? execa(argv[0]!, { shell: '/bin/sh', cwd, env, reject: false, lines: false, buffer: false, stdin: 'ignore', all: true, killDescendants: true, cancelSignal: ctx.signal, forceKillAfterDelay: false })
-      : execa(argv[0]!, argv.slice(1), { cwd, env, reject: false, buffer: false, stdin: 'ignore', all: true, killDescendants: true, cancelSignal: ctx.signal, forceKillAfterDelay: false });
+      ? execa(argv[0]!, { shell: '/bin/sh', cwd, env, reject: false, lines: false, buffer: false, stdin: 'ignore', all: true, cancelSignal: ctx.signal, forceKillAfterDelay: false })
+      : execa(argv[0]!, argv.slice(1), { cwd, env, reject: false, buffer: false, stdin: 'ignore', all: true, cancelSignal: ctx.signal, forceKillAfterDelay: false });
     for await (const line of child.iterable({ from: 'all' })) handleLine(ctx, String(line));
     const result = await child;
     if (ctx.signal.aborted) ctx.signal.throwIfAborted();
