@@ -7,3 +7,4 @@ export { parsePipeline, type ParseResult } from './parse.js';
 export { suggest, editDistance } from './suggest.js';
 export { paramTypes } from './checks.js';
 export { LineIndex, lineText } from './lines.js';
+export { renderText, renderJson, renderGithub, toJsonDiagnostic, type RenderOptions, type JsonDiagnostic } from './render.js';
