@@ -75,6 +75,7 @@ export class CfParser extends EmbeddedActionsParser {
     this.strings = strings;
     this.problems = [];
     this.openStage = undefined;
+    this.statements = [];
     this.context.source = lines.source;
     this.context.stageName = undefined;
     this.context.stageBrace = undefined;
@@ -144,8 +145,16 @@ export class CfParser extends EmbeddedActionsParser {
   // ------------------------------------------------------------------------------------------
   // statements
 
-  file = this.RULE('file', (): Statement[] => {
+  /** Statements parsed so far; also what `file` returns when recovery gives up on the rest. */
+  private statements: Statement[] = [];
+
+  file = this.RULE(
+    'file',
+    (): Statement[] => {
     const statements: Statement[] = [];
+    this.ACTION(() => {
+      this.statements = statements;
+    });
     this.MANY(() => {
       const s = this.OR([
         { ALT: () => this.SUBRULE(this.pipelineDecl) },
@@ -166,7 +175,9 @@ export class CfParser extends EmbeddedActionsParser {
       });
     });
     return statements;
-  });
+    },
+    { recoveryValueFunc: () => this.statements },
+  );
 
   pipelineDecl = this.RULE('pipelineDecl', (): PipelineDecl | undefined => {
     const kw = this.CONSUME(T.Pipeline);
@@ -495,8 +506,10 @@ export class CfParser extends EmbeddedActionsParser {
         this.CONSUME(T.RBracket);
       },
     });
+    let hasDot = false;
     this.OPTION2(() => {
       const dot = this.CONSUME(T.Dot);
+      hasDot = true;
       let named = false;
       this.OPTION3({
         GATE: () => !this.nextStartsItem(dot),
@@ -513,7 +526,7 @@ export class CfParser extends EmbeddedActionsParser {
     });
     return this.ACTION(() => {
       const stageId = this.ident(stage);
-      if (!stageId) return undefined;
+      if (!stageId || (hasDot && output === undefined)) return undefined;
       if (output !== undefined) {
         const out = this.ident(output);
         if (!out || (hasIndex && !index)) return undefined;
