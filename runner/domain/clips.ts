@@ -125,11 +125,15 @@ export function clipSpec(cfg: DomainConfig, split: Split, index: number): ClipSp
   const shape = rng.pick(cfg.shapes);
   const direction = rng.pick(cfg.directions);
   const size = cfg.sizeMin + rng.int(cfg.sizeMax - cfg.sizeMin + 1);
-  const x0 = rng.range(0, cfg.width - size);
-  const y0 = rng.range(0, cfg.height - size);
   const speed = rng.range(cfg.speedMin, cfg.speedMax);
   const [ux, uy] = DIRECTIONS[direction] ?? [0, 0];
-  return { split, index, color, shape, direction, size, x0, y0, vx: ux * speed, vy: uy * speed };
+  const vx = ux * speed;
+  const vy = uy * speed;
+  // The first step never touches a wall, so the prompt's direction is what the first frames show.
+  const start = (v: number, extent: number) => rng.range(Math.min(Math.max(0, -v), extent), Math.max(0, Math.min(extent, extent - v)));
+  const x0 = start(vx, cfg.width - size);
+  const y0 = start(vy, cfg.height - size);
+  return { split, index, color, shape, direction, size, x0, y0, vx, vy };
 }
 
 export const promptOf = (spec: Pick<ClipSpec, 'color' | 'shape' | 'direction'>): string =>
