@@ -1,0 +1,49 @@
+// The cfpipe native addon: version/build information, safetensors and checkpoint I/O, and
+// long-running jobs. TypeScript types and the loader live in native/index.ts.
+#include <napi.h>
+
+#include <thread>
+
+#include "binding/io.h"
+#include "binding/jobs.h"
+
+namespace {
+
+Napi::Value version(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("engine", "0.1.0");
+  o.Set("napiVersion", Napi::Number::New(env, NAPI_VERSION));
+  o.Set("backend", "cpu");
+  o.Set("backends", [&] {
+    Napi::Array a = Napi::Array::New(env, 1);
+    a.Set(0u, "cpu");
+    return a;
+  }());
+  o.Set("cuda", false);
+#if defined(__clang__)
+  o.Set("compiler", std::string("clang ") + __clang_version__);
+#elif defined(__GNUC__)
+  o.Set("compiler", std::string("gcc ") + __VERSION__);
+#else
+  o.Set("compiler", "unknown");
+#endif
+#ifdef __OPTIMIZE__
+  o.Set("buildType", "Release");
+#else
+  o.Set("buildType", "Debug");
+#endif
+  o.Set("hardwareThreads", Napi::Number::New(env, std::thread::hardware_concurrency()));
+  return o;
+}
+
+Napi::Object init(Napi::Env env, Napi::Object exports) {
+  exports.Set("version", Napi::Function::New(env, version, "version"));
+  cfp_binding::register_io(env, exports);
+  cfp_binding::register_jobs(env, exports);
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(cfpipe_native, init)
