@@ -15,6 +15,8 @@ export interface TaskOutput {
   readonly type: ArtifactType;
   /** A user-visible path the finished output is copied to (`publish ... to`). */
   readonly publish?: string;
+  /** For declared outputs (`output x: file = "out.txt"`): where the command writes it, relative to its work dir. */
+  readonly path?: string;
 }
 
 /** Where one input's artifact comes from. */
