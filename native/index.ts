@@ -159,7 +159,9 @@ export interface NativeError extends Error {
 }
 
 export function isNativeError(e: unknown): e is NativeError {
-  return e instanceof Error && typeof (e as { code?: unknown }).code === 'string' && (e as { code: string }).code.startsWith('CFP_');
+  if (!(e instanceof Error)) return false;
+  const code: unknown = (e as Error & { code?: unknown }).code;
+  return typeof code === 'string' && code.startsWith('CFP_');
 }
 
 export type Backend = 'cpu' | 'cuda';
