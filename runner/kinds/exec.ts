@@ -4,10 +4,15 @@
 //     command = ["python", "prep.py", "--in", "{in.raw}", "--out", "{out.data}"]   # argv, no shell
 //     # or: command = "sort {in.raw} > {out.data}"                                   # a string runs in sh -c
 //     env = { OMP_NUM_THREADS = "2" }
-//     cwd = "tools"
-//     launcher = { kind = "torchrun", nnodes = 8, nproc_per_node = 8, rdzv_endpoint = "head:29500" }
+//     cwd = "tools"                      # default: the task's work dir
+//     launcher = "torchrun"              # or "slurm" / "local"; torchrun reads nnodes, nproc_per_node,
+//     nnodes = 8                         # rdzv_endpoint, rdzv_id; slurm reads the `slurm` map
+//     nproc_per_node = 8                 # (partition, time, gpus, ...)
+//     rdzv_endpoint = "head:29500"
 //   }
 //
+// An output declared with a path (`output model: file = "ckpt/model.pt"`) is written by the
+// command at that path under its work dir and moved into place after the command succeeds.
 // Placeholders: {in.NAME} (a fan-in expands to one argv item per path; space-joined inside a
 // string), {out.NAME}, {work} (the task's persistent work dir, for the command's own
 // checkpoints), {root}. The same values are in the environment as CFPIPE_IN_<NAME> (paths joined
@@ -16,6 +21,8 @@
 // On the first interrupt the command gets SIGTERM and may checkpoint; it stays in the worker's
 // process group, so a hard stop ends it together with the worker.
 
+import { existsSync } from 'node:fs';
+import { cp, rename } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { execa } from 'execa';
 import type { Value } from '../graph.js';
@@ -49,6 +56,28 @@ export function expandString(ctx: KindContext, text: string): string {
   return text.replace(PLACEHOLDER, (_m, which: string | undefined, name: string | undefined, other: string | undefined) =>
     placeholderValues(ctx, which ?? other!, name).join(' '),
   );
+}
+
+const isMap = (v: Value | undefined): v is { readonly [k: string]: Value } => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The work-dir path a declared output is written at (`output x: file = "path"`), if it has one. */
+function declaredPath(ctx: KindContext, name: string): string | undefined {
+  const path = ctx.task.outputs.find((o) => o.name === name)?.path;
+  return path === undefined ? undefined : resolve(ctx.workDir, path);
+}
+
+/** Moves outputs the command wrote at their declared paths to where the runner collects them. */
+async function collectDeclaredOutputs(ctx: KindContext): Promise<void> {
+  for (const [name, target] of Object.entries(ctx.outputs)) {
+    const source = declaredPath(ctx, name);
+    if (source === undefined) continue;
+    if (!existsSync(source)) throw new KindError(`exec: the command did not write output \`${name}\` at ${source}`);
+    try {
+      await rename(source, target);
+    } catch {
+      await cp(source, target, { recursive: true });
+    }
+  }
 }
 
 const envName = (name: string): string => name.toUpperCase().replace(/[^A-Z0-9_]/g, '_');
@@ -94,12 +123,13 @@ export const kind: StageKind = {
     let { argv, shell } = commandArgv(ctx);
     const env: Record<string, string> = { ...stringMap(params.env, 'env'), CFPIPE_WORK_DIR: ctx.workDir, CFPIPE_ROOT: ctx.root };
     for (const [name, paths] of Object.entries(ctx.inputs)) env[`CFPIPE_IN_${envName(name)}`] = paths.join(':');
-    for (const [name, path] of Object.entries(ctx.outputs)) env[`CFPIPE_OUT_${envName(name)}`] = path;
-    const cwd = typeof params.cwd === 'string' ? resolve(ctx.root, expandString(ctx, params.cwd)) : ctx.root;
+    for (const [name, path] of Object.entries(ctx.outputs)) env[`CFPIPE_OUT_${envName(name)}`] = declaredPath(ctx, name) ?? path;
+    const cwd = typeof params.cwd === 'string' ? resolve(ctx.root, expandString(ctx, params.cwd)) : ctx.workDir;
     const launcher = params.launcher;
-    if (launcher !== undefined && launcher !== null) {
-      if (typeof launcher !== 'object' || Array.isArray(launcher)) throw new KindError('exec: `launcher` must be a map');
-      const block = launcher as { readonly [k: string]: Value };
+    if (launcher !== undefined && launcher !== null && launcher !== 'local') {
+      // Either `launcher = "torchrun"` with the settings as stage params, or one map holding both.
+      const block: { readonly [k: string]: Value } =
+        typeof launcher === 'string' ? { ...params, ...(isMap(params.slurm) ? params.slurm : {}), kind: launcher } : isMap(launcher) ? launcher : {};
       const launcherKind = block.kind ?? block.type;
       if (launcherKind === 'torchrun') {
         if (shell) argv = ['sh', '-c', argv[0]!];
@@ -107,6 +137,7 @@ export const kind: StageKind = {
         shell = false;
       } else if (launcherKind === 'slurm') {
         await runUnderSlurm(ctx, block, shell ? ['sh', '-c', argv[0]!] : argv, { cwd, env });
+        await collectDeclaredOutputs(ctx);
         return;
       } else {
         throw new KindError(`exec: unknown launcher \`${String(launcherKind)}\` (known: torchrun, slurm)`);
@@ -124,5 +155,6 @@ export const kind: StageKind = {
       if (result.exitCode !== undefined) throw new KindError(`command exited with code ${result.exitCode}`);
       throw new KindError(`command could not start: ${result.shortMessage ?? result.message}`);
     }
+    await collectDeclaredOutputs(ctx);
   },
 };
