@@ -8,3 +8,4 @@ export { suggest, editDistance } from './suggest.js';
 export { paramTypes } from './checks.js';
 export { LineIndex, lineText } from './lines.js';
 export { renderText, renderJson, renderGithub, toJsonDiagnostic, type RenderOptions, type JsonDiagnostic } from './render.js';
+export { formatPipeline, formatSource, inlineValue } from './format.js';

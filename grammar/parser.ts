@@ -399,20 +399,20 @@ export class CfParser extends EmbeddedActionsParser {
           return this.ACTION(() => {
             if (!isReal(t)) return undefined;
             const raw = t.image;
-            return { kind: 'Number', value: Number(raw), raw, isInteger: !/[.eE]/.test(raw), range: this.from(t) };
+            return { kind: 'Number' as const, value: Number(raw), raw, isInteger: !/[.eE]/.test(raw), range: this.from(t) };
           });
         },
       },
       {
         ALT: () => {
           const t = this.CONSUME(T.True);
-          return this.ACTION(() => (isReal(t) ? { kind: 'Boolean', value: true, range: this.from(t) } : undefined));
+          return this.ACTION(() => (isReal(t) ? { kind: 'Boolean' as const, value: true, range: this.from(t) } : undefined));
         },
       },
       {
         ALT: () => {
           const t = this.CONSUME(T.False);
-          return this.ACTION(() => (isReal(t) ? { kind: 'Boolean', value: false, range: this.from(t) } : undefined));
+          return this.ACTION(() => (isReal(t) ? { kind: 'Boolean' as const, value: false, range: this.from(t) } : undefined));
         },
       },
       { ALT: () => this.SUBRULE(this.listLiteral) },
