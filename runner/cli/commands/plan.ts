@@ -1,0 +1,63 @@
+// `cfpipe plan FILE`: the dry run. Compile, then print every task with its cache key, state and
+// reason. The state comes from a StateOracle; until the runner's store exists it is `run`,
+// "never built" (runPlan takes the oracle, so the runner can pass its own).
+
+import { compilePipeline } from '../../compile/index.js';
+import { buildPlan, neverBuilt, planToJson, renderPlanDot, renderPlanMermaid, renderPlanText, type Plan, type StateOracle } from '../../plan/index.js';
+import { toJsonDiagnostic } from '../../../grammar/render.js';
+import { count, keyValues, oneOf, parseCommand, PIPELINE_OPTIONS, PIPELINE_OPTIONS_HELP } from '../args.js';
+import { DIAGNOSTIC_FORMATS, printDiagnostics } from '../diagnostics-output.js';
+import { EXIT, UsageError, type CliIO } from '../io.js';
+
+export const help = `Usage: cfpipe plan FILE [options]
+
+Show what \`cfpipe run FILE\` would do, without running anything: every task in dependency order
+with its state (fresh, cached, resumable, run), short cache key, the tasks it reads from, and why.
+
+Options:
+  --format text|json|dot|mermaid
+                        text (default): one line per task; json: { pipeline, tasks: [{ id, stage,
+                        kind, inputs, outputs, deps, key, state, reason, ... }] }; dot: Graphviz;
+                        mermaid: a flowchart
+  --diagnostics text|json|github
+                        how to print problems (default json with --format json, else text)
+${PIPELINE_OPTIONS_HELP}
+
+Exit codes: 0 planned, 2 the pipeline has errors (or a bad flag).
+`;
+
+const FORMATS = ['text', 'json', 'dot', 'mermaid'] as const;
+
+export async function run(args: readonly string[], io: CliIO): Promise<number> {
+  return runPlan(args, io, neverBuilt);
+}
+
+/** The plan command with a given source of task states (the runner passes its store's). */
+export async function runPlan(args: readonly string[], io: CliIO, oracle: StateOracle): Promise<number> {
+  const { values, positionals } = parseCommand('plan', args, {
+    ...PIPELINE_OPTIONS,
+    format: { type: 'string' },
+    diagnostics: { type: 'string' },
+  });
+  if (positionals.length !== 1) throw new UsageError('plan: give one pipeline: `cfpipe plan FILE`');
+  const format = oneOf('plan', 'format', values.format, FORMATS, 'text');
+  const diagnosticFormat = oneOf('plan', 'diagnostics', values.diagnostics, DIAGNOSTIC_FORMATS, format === 'json' ? 'json' : 'text');
+  const result = compilePipeline(positionals[0]!, {
+    set: keyValues('plan', 'set', values.set),
+    use: keyValues('plan', 'use', values.use),
+    ...(values.gpus !== undefined ? { gpusAvailable: count('plan', 'gpus', values.gpus)! } : {}),
+    ...(values.root !== undefined ? { root: values.root } : {}),
+  });
+  if (!result.graph) {
+    printDiagnostics(result.diagnostics, result.sources, diagnosticFormat, io);
+    return EXIT.user;
+  }
+  // Warnings go to stderr so the plan on stdout stays machine-readable.
+  if (result.diagnostics.length > 0 && diagnosticFormat !== 'json') printDiagnostics(result.diagnostics, result.sources, diagnosticFormat, io);
+  const plan = buildPlan(result.graph, oracle);
+  // JSON carries its warnings inside, so one document says everything.
+  const json = (p: Plan): string => JSON.stringify({ ...planToJson(p), diagnostics: result.diagnostics.map(toJsonDiagnostic) }, null, 2) + '\n';
+  const render = { text: renderPlanText, json, dot: renderPlanDot, mermaid: renderPlanMermaid }[format];
+  io.stdout(render(plan));
+  return EXIT.ok;
+}
