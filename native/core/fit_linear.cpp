@@ -159,8 +159,8 @@ FitLinearResult fit_linear(const FitLinearOptions& o, JobContext& context) {
       gb += e;
     }
     loss /= static_cast<double>(B);
-    CFP_CHECK(std::isfinite(loss), "fitLinear: the loss became non-finite (%g) at step %" PRId64 "; lr = %g is too large for this problem", loss,
-              step + 1, o.lr);
+    CFP_CHECK(std::isfinite(loss), "fitLinear: the loss became non-finite (%s) at step %" PRId64 "; lr = %g is too large for this problem",
+              std::isnan(loss) ? "NaN" : "infinite", step + 1, o.lr);
     const double scale = 2.0 / static_cast<double>(B);
     for (size_t j = 0; j < d; ++j) {
       vw[j] = static_cast<float>(o.momentum * vw[j] + scale * grad[j]);
