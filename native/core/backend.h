@@ -74,7 +74,10 @@ class Backend {
   // ---- memory -------------------------------------------------------------------------------
   // A buffer of n elements whose deleter frees it on this backend. Contents undefined.
   virtual std::shared_ptr<T> alloc(int64_t n) = 0;
-  Tensor<T> empty(Shape shape) { return Tensor<T>(alloc(shape_numel(shape)), std::move(shape)); }
+  Tensor<T> empty(Shape shape) {
+    std::shared_ptr<T> buffer = alloc(shape_numel(shape));  // before shape is moved from
+    return Tensor<T>(std::move(buffer), std::move(shape));
+  }
   Tensor<T> zeros(Shape shape) {
     Tensor<T> t = empty(std::move(shape));
     fill(t.data(), T(0), t.numel());
