@@ -17,7 +17,7 @@ import type { CompileOptions } from './options.js';
 import { topologicalOrder } from './order.js';
 import { resolveParams } from './params.js';
 import { detectGpus } from './resources.js';
-import { memberId, provideKey, stageDrafts, stageInfo, type StageInfo, type TaskDraft } from './stages.js';
+import { artifactPhrase as article, memberId, provideKey, stageDrafts, stageInfo, type StageInfo, type TaskDraft } from './stages.js';
 
 export type { CompileOptions } from './options.js';
 
@@ -275,6 +275,7 @@ function checkTrainerInputs(draft: TaskDraft, config: StageConfig, diagnostics: 
   if (!rules) return;
   const stage = draft.stage.decl.name.name;
   for (const [name, types] of Object.entries(rules.required)) {
+    if (spec?.inputs[name]?.required) continue; // already reported for every trainer
     const given = draft.inputs.find((i) => i.name === name);
     const written = draft.stage.decl.items.some((i) => i.kind === 'Assign' && i.name.name === name);
     if (!given && !written) {
@@ -299,7 +300,6 @@ function checkTrainerInputs(draft: TaskDraft, config: StageConfig, diagnostics: 
   }
 }
 
-const article = (word: string): string => (/^[aeiou]/.test(word) ? `an ${word}` : `a ${word}`);
 
 function checkPublishes(drafts: readonly TaskDraft[], diagnostics: Diagnostics): void {
   const seen = new Map<string, { id: string; range: SourceRange }>();

@@ -116,7 +116,7 @@ export function resolveParams(
     if (given !== undefined) {
       const parsed = parseSetValue(given, decl.type.name);
       if ('problem' in parsed) {
-        diagnostics.error('bad-set-value', `\`--set ${name}=${given}\`: \`${name}\` is a ${decl.type.name} param, so the value must be ${parsed.problem}`, undefined, {
+        diagnostics.error('bad-set-value', `\`--set ${name}=${given}\`: \`${name}\` is ${/^[aeiou]/.test(decl.type.name) ? 'an' : 'a'} ${decl.type.name} param, so the value must be ${parsed.problem}`, undefined, {
           related: [{ message: `\`${name}\` is declared here`, range: decl.range }],
         });
         return undefined;
@@ -133,7 +133,7 @@ export function resolveParams(
     if (value === undefined) return undefined;
     const wrong = typeMismatch(value, type);
     if (wrong) {
-      diagnostics.error('param-type', `param \`${name}\` is a ${decl.type.name}, but its default is ${wrong.actual}`, decl.default.range);
+      diagnostics.error('param-type', `param \`${name}\` is ${/^[aeiou]/.test(decl.type.name) ? 'an' : 'a'} ${decl.type.name}, but its default is ${wrong.actual}`, decl.default.range);
       return undefined;
     }
     return value;

@@ -65,8 +65,19 @@ export const memberId = (stage: string, index: number | undefined): string =>
 export const provideKey = (stage: string, index: number | undefined, output: string): string =>
   `${stage}#${index ?? -1}#${output}`;
 
-const article = (word: string): string => (/^[aeiou]/.test(word) ? `an ${word}` : `a ${word}`);
+/** How an artifact type reads in a sentence: "a dataset", "trajectories", "a directory". */
+export const artifactPhrase = (type: string): string =>
+  ({ trajectories: 'trajectories', videos: 'videos', metrics: 'metrics', dir: 'a directory', checkpoint: 'a checkpoint', dataset: 'a dataset', file: 'a file' })[type] ?? `a ${type}`;
+const article = artifactPhrase;
 const typesText = (types: readonly string[]): string => types.map(article).join(' or ');
+
+/** A reference as written, for messages: `ode[*].trajectories`, `ode[i].x`, `base.model`. */
+export function referenceText(ref: OutputRef): string {
+  const index = ref.index;
+  const inner =
+    index === undefined ? '' : index.kind === 'All' ? '[*]' : index.kind === 'Number' ? `[${index.raw}]` : index.kind === 'Name' ? `[${index.name.name}]` : '[…]';
+  return `${ref.stage.name}${inner}.${ref.output.name}`;
+}
 
 /** Read a stage's head: kind, fan-out domain, outputs. */
 export function stageInfo(decl: StageDecl, params: Scope, diagnostics: Diagnostics): StageInfo {
@@ -328,7 +339,7 @@ function resolveInput(
   let ok = true;
   const items = expr.kind === 'List' ? expr.items : [expr];
   if (expr.kind === 'List' && !many) {
-    ctx.diagnostics.error('input-not-many', `\`${name}\` takes one ${types.join(' or ')}, not a list`, expr.range);
+    ctx.diagnostics.error('input-not-many', `\`${name}\` takes one artifact (${typesText(types)}), not a list`, expr.range);
     return undefined;
   }
   for (const item of items) {
@@ -371,10 +382,6 @@ function referenceSources(
     });
     return undefined;
   }
-  if (!types.includes(output.type)) {
-    diagnostics.error('input-type', `\`${name}\` expects ${typesText(types)}, but \`${stageName}.${ref.output.name}\` is ${article(output.type)}`, ref.range);
-    return undefined;
-  }
 
   let indices: (number | undefined)[];
   if (ref.index === undefined) {
@@ -395,7 +402,7 @@ function referenceSources(
     return undefined;
   } else if (ref.index.kind === 'All') {
     if (!many) {
-      diagnostics.error('input-not-many', `\`${name}\` takes one ${output.type}, but \`${stageName}[*].${ref.output.name}\` gives ${target.members.length}`, ref.range, {
+      diagnostics.error('input-not-many', `\`${name}\` takes one artifact, but \`${stageName}[*].${ref.output.name}\` gives ${target.members.length}`, ref.range, {
         help: `pick one member: \`${stageName}[0].${ref.output.name}\``,
       });
       return undefined;
@@ -413,6 +420,11 @@ function referenceSources(
       return undefined;
     }
     indices = [at];
+  }
+
+  if (!types.includes(output.type)) {
+    diagnostics.error('input-type', `\`${name}\` expects ${typesText(types)}, but \`${referenceText(ref)}\` is ${article(output.type)}`, ref.range);
+    return undefined;
   }
 
   const sources: InputSource[] = [];

@@ -104,7 +104,10 @@ export function resolveStageConfig(request: StageConfigRequest): StageConfig {
       });
     }
     const trainer = fromStage?.value ?? fromConfig;
-    if (trainer === undefined) {
+    const mismatch = fromStage !== undefined && fromConfig !== undefined && fromStage.value !== fromConfig;
+    if (mismatch) {
+      // Which trainer is meant is unclear: no warnings about keys "it" does not read.
+    } else if (trainer === undefined) {
       diagnostics.push({
         severity: 'error',
         code: 'missing-trainer',
