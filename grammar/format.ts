@@ -72,7 +72,11 @@ class Printer {
   print(): string {
     for (const s of this.file.statements) {
       this.startLine(s.range.start.offset, '');
-      this.statement(s);
+      if (s.kind === 'Stage') this.stage(s);
+      else {
+        this.hoist(blockStart(s) ?? s.range.end.offset, '');
+        this.statement(s);
+      }
       this.trailing(s.range.end.offset);
     }
     this.leading(this.file.source.length + 1, '');
@@ -87,14 +91,14 @@ class Printer {
     this.fresh = false;
   }
 
-  /** Whether the source has an empty line right before `offset` (only blanks in between). */
+  /** Whether the source has an empty line right before `offset` (only blanks and separators between). */
   private blankBefore(offset: number): boolean {
     const src = this.file.source;
     let newlines = 0;
     for (let i = offset - 1; i >= 0; i--) {
       const c = src[i];
       if (c === '\n') newlines += 1;
-      else if (c !== ' ' && c !== '\t' && c !== '\r') break;
+      else if (c !== ' ' && c !== '\t' && c !== '\r' && c !== ',' && c !== ';') break;
     }
     return newlines >= 2;
   }
@@ -115,6 +119,16 @@ class Printer {
   private startLine(offset: number, indent: string): void {
     this.leading(offset, indent);
     this.separate(offset);
+  }
+
+  /**
+   * Comments inside a thing printed on one line (`param # c` + newline + `x: int`) move above
+   * it, followed by an empty line so they do not become the doc of a param.
+   */
+  private hoist(until: number, indent: string): void {
+    const before = this.out.length;
+    this.leading(until, indent);
+    if (this.out.length > before) this.out.push('');
   }
 
   /** A comment on the same source line right after `end` (only `,`/`;` between) joins the last line. */
@@ -169,15 +183,18 @@ class Printer {
     const fan = s.fanOut ? `[${s.fanOut.variable.name} in ${inlineValue(s.fanOut.domain)}]` : '';
     const head = `stage ${s.name.name}${fan}: ${s.stageKind.name} {`;
     const close = s.range.end.offset - 1;
+    const brace = this.openingBrace(s);
+    this.hoist(brace, '');
     if (s.items.length === 0 && !this.hasCommentInside(s.range.start.offset, close)) {
       this.push(`${head}}`);
       return;
     }
     this.push(head);
     this.fresh = true;
-    this.trailing(this.openingBrace(s) + 1);
+    this.trailing(brace + 1);
     for (const item of s.items) {
       this.startLine(item.range.start.offset, indentUnit);
+      this.hoist(itemBlockStart(item) ?? item.range.end.offset, indentUnit);
       this.pushText(`${indentUnit}${this.item(item)}`);
       this.trailing(item.range.end.offset);
     }
@@ -229,12 +246,22 @@ class Printer {
     const inner = indent + indentUnit;
     const lines: string[] = [e.kind === 'List' ? '[' : '{'];
     const saved = this.out.length;
-    const elements: { start: number; end: number; text: () => string }[] =
+    const elements: { start: number; end: number; block: number | undefined; text: () => string }[] =
       e.kind === 'List'
-        ? e.items.map((v) => ({ start: v.range.start.offset, end: v.range.end.offset, text: () => this.value(v, inner, inner.length) }))
+        ? e.items.map((v) => ({
+            start: v.range.start.offset,
+            end: v.range.end.offset,
+            block: firstBlock(v),
+            text: () => this.value(v, inner, inner.length),
+          }))
         : e.entries.map((x) => {
             const head = `${keyText(x)}: `;
-            return { start: x.range.start.offset, end: x.range.end.offset, text: () => `${head}${this.value(x.value, inner, inner.length + head.length)}` };
+            return {
+              start: x.range.start.offset,
+              end: x.range.end.offset,
+              block: firstBlock(x.value),
+              text: () => `${head}${this.value(x.value, inner, inner.length + head.length)}`,
+            };
           });
     // Elements are printed into `out` (to share the comment logic), then moved into `lines`.
     this.fresh = true;
@@ -242,6 +269,7 @@ class Printer {
     lines[0] += trailingOpen;
     for (const el of elements) {
       this.startLine(el.start, inner);
+      this.hoist(el.block ?? el.end, inner);
       this.pushText(`${inner}${el.text()},`);
       this.trailing(el.end);
     }
@@ -250,5 +278,42 @@ class Printer {
     lines.push(`${indent}${e.kind === 'List' ? ']' : '}'}`);
     this.fresh = false;
     return lines.join('\n');
+  }
+}
+
+/** Where the first list or map of a value starts (it prints its own comments), if any. */
+function firstBlock(e: Expression): number | undefined {
+  switch (e.kind) {
+    case 'List':
+    case 'Map':
+      return e.range.start.offset;
+    case 'Range':
+      return firstBlock(e.low) ?? firstBlock(e.high);
+    case 'OutputRef':
+      return e.index && e.index.kind !== 'All' ? firstBlock(e.index) : undefined;
+    default:
+      return undefined;
+  }
+}
+
+function blockStart(s: Exclude<Statement, StageDecl>): number | undefined {
+  switch (s.kind) {
+    case 'Param':
+      return s.default && firstBlock(s.default);
+    case 'Provide':
+      return firstBlock(s.path);
+    default:
+      return undefined;
+  }
+}
+
+function itemBlockStart(item: StageItem): number | undefined {
+  switch (item.kind) {
+    case 'Assign':
+      return firstBlock(item.value);
+    case 'Output':
+      return item.path && firstBlock(item.path);
+    case 'Publish':
+      return firstBlock(item.path);
   }
 }

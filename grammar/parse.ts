@@ -213,26 +213,31 @@ function firstTooDeep(tokens: readonly IToken[]): IToken | undefined {
 }
 
 /**
- * A param's doc: the `#` lines right above it (no blank line between), else the comment at the
- * end of its line.
+ * A param's doc: the `#` lines right above it (no blank line between, the param first on its
+ * line), else the comment right after it on its last line. The same rules as the formatter's
+ * own-line and trailing comments, so formatting never changes a doc.
  */
 function attachDocs(statements: Statement[], comments: readonly Comment[], source: string): Statement[] {
   if (comments.length === 0) return statements;
   const byLine = new Map<number, Comment>();
   for (const c of comments) byLine.set(c.range.start.line, c);
-  const ownLine = (c: Comment): boolean => source.slice(c.range.start.offset - c.range.start.column + 1, c.range.start.offset).trim() === '';
+  // `;` and `,` are separators the formatter drops, so they do not make a comment trailing.
+  const ownLine = (c: Comment): boolean => /^[\s,;]*$/.test(source.slice(c.range.start.offset - c.range.start.column + 1, c.range.start.offset));
   const docText = (c: Comment): string => c.text.replace(/^#\s?/, '').trimEnd();
   return statements.map((s) => {
     if (s.kind !== 'Param') return s;
     const above: string[] = [];
-    for (let line = s.range.start.line - 1; ; line--) {
+    const startsLine = /^[\s,;]*$/.test(source.slice(s.range.start.offset - s.range.start.column + 1, s.range.start.offset));
+    for (let line = s.range.start.line - 1; startsLine; line--) {
       const c = byLine.get(line);
       if (!c || !ownLine(c)) break;
       above.unshift(docText(c));
     }
     if (above.length > 0) return { ...s, doc: above.join('\n') };
     const trailing = byLine.get(s.range.end.line);
-    if (trailing && trailing.range.start.offset >= s.range.end.offset) return { ...s, doc: docText(trailing) };
+    if (trailing && trailing.range.start.offset >= s.range.end.offset && /^[ \t,;]*$/.test(source.slice(s.range.end.offset, trailing.range.start.offset))) {
+      return { ...s, doc: docText(trailing) };
+    }
     return s;
   });
 }
