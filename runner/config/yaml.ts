@@ -1,9 +1,10 @@
 // Read a YAML config into a located tree: every value with the file:line:col it came from, so
 // a wrong type can point at the exact YAML text. YAML syntax errors become diagnostics.
-// Files are memoised by (path, size, mtime): a plan that reads one config for many stages (or a
-// test that compiles thousands of pipelines) parses it once.
+// Parses are memoised by file text: a plan that reads one config for many stages (or a test that
+// compiles thousands of pipelines) parses it once, and an edit is never missed (file timestamps
+// are too coarse to tell two quick writes apart).
 
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { parseDocument, LineCounter, isMap, isSeq, isScalar, isAlias, isPair, type Node } from 'yaml';
 import type { Position, SourceRange } from '../../grammar/ast.js';
 import type { Diagnostic } from '../../grammar/diagnostic.js';
@@ -17,20 +18,21 @@ export interface YamlConfig {
   readonly diagnostics: readonly Diagnostic[];
 }
 
-const memo = new Map<string, { size: number; mtimeMs: number; result: YamlConfig }>();
+const memo = new Map<string, YamlConfig>();
 
 /** Load a YAML config file (absolute path); `displayPath` is what ranges and messages name. */
 export function loadYamlFile(path: string, displayPath: string): YamlConfig | undefined {
-  let stat;
+  let source: string;
   try {
-    stat = statSync(path);
+    source = readFileSync(path, 'utf8');
   } catch {
     return undefined;
   }
-  const hit = memo.get(path);
-  if (hit && hit.size === stat.size && hit.mtimeMs === stat.mtimeMs) return hit.result;
-  const result = parseYamlConfig(displayPath, readFileSync(path, 'utf8'));
-  memo.set(path, { size: stat.size, mtimeMs: stat.mtimeMs, result });
+  const id = `${displayPath}\0${path}`;
+  const hit = memo.get(id);
+  if (hit && hit.source === source) return hit;
+  const result = parseYamlConfig(displayPath, source);
+  memo.set(id, result);
   return result;
 }
 
