@@ -146,6 +146,66 @@ export interface FitLinearResult {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The model
+
+/** A DiT config: a preset plus overrides (every dimension is a parameter; core/model.h). */
+export interface ModelConfigInput {
+  preset?: 'tiny' | 'wan_1_3b';
+  /** k: 1 = frame-wise, 3 = chunk-wise. */
+  framesPerBlock?: number;
+  channels?: number;
+  patchT?: number;
+  patchH?: number;
+  patchW?: number;
+  dim?: number;
+  ffnDim?: number;
+  heads?: number;
+  layers?: number;
+  freqDim?: number;
+  textDim?: number;
+  textLen?: number;
+  frames?: number;
+  height?: number;
+  width?: number;
+  ropeTheta?: number;
+  eps?: number;
+}
+
+export type ModelConfig = Required<Omit<ModelConfigInput, 'preset'>>;
+
+export interface ParamEntry {
+  /** Upstream name, e.g. `model.blocks.0.self_attn.q.weight`. */
+  name: string;
+  shape: number[];
+  /** Element offset in the flat parameter buffer. */
+  offset: number;
+}
+
+export interface ParamTable {
+  config: ModelConfig;
+  count: number;
+  params: ParamEntry[];
+}
+
+export interface ModelForwardOptions {
+  config: ModelConfigInput;
+  /** Flat parameters, `count` values in table order. */
+  params: Float32Array;
+  batch?: number;
+  /** Latent frames (default: config.frames). */
+  frames?: number;
+  /** [batch, frames, channels, height, width] */
+  x: Float32Array;
+  /** [batch, frames] timesteps in [0, 1000] */
+  t: Float32Array;
+  /** [batch, textLen, textDim] */
+  text: Float32Array;
+  mask?: 'full' | 'block_causal';
+  /** CPU threads (0: all cores). */
+  threads?: number;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Errors and engine information
 
 export type NativeErrorCode = 'CFP_NATIVE' | 'CFP_NATIVE_OOM' | 'CFP_NATIVE_UNEXPECTED' | 'CFP_INVALID_ARGUMENT';
@@ -195,6 +255,9 @@ export interface NativeAddon {
   listCheckpoints(dir: string): number[];
   pruneCheckpoints(dir: string, keep: number): void;
   fitLinear(options: FitLinearOptions, onProgress?: (progress: JobProgress) => void): NativeJob<FitLinearResult>;
+  modelParamTable(config: ModelConfigInput): ParamTable;
+  initModelWeights(config: ModelConfigInput, seed: number): Float32Array;
+  modelForward(options: ModelForwardOptions, onProgress?: (progress: JobProgress) => void): NativeJob<Float32Array | null>;
 }
 
 /** A started native job. */
@@ -342,3 +405,24 @@ export async function runJob<T>(start: (onProgress?: (p: JobProgress) => void) =
 /** The deterministic resumable test workload: SGD least squares with checkpoints (core/fit_linear.h). */
 export const fitLinear = (options: FitLinearOptions, jobOptions: JobOptions = {}): Promise<FitLinearResult> =>
   runJob((onProgress) => loadNative().fitLinear(options, onProgress), jobOptions);
+
+/** The parameter table of a config (validates it: a cfp::Error names the inconsistent field). */
+export const modelParamTable = (config: ModelConfigInput): ParamTable => loadNative().modelParamTable(config);
+
+/** Seeded initial weights, flat in table order. */
+export const initModelWeights = (config: ModelConfigInput, seed: number): Float32Array => loadNative().initModelWeights(config, seed);
+
+/** Weights as checkpoint tensors with upstream names under a prefix (views into `params`, no copy). */
+export function weightTensors(table: ParamTable, params: Float32Array, prefix: string = GENERATOR_PREFIX): TensorInput[] {
+  if (params.length !== table.count) throw new TypeError(`weightTensors: params has ${params.length} values, the table has ${table.count}`);
+  return table.params.map((p) => ({
+    name: prefix + p.name,
+    dtype: 'F32',
+    shape: p.shape,
+    data: params.subarray(p.offset, p.offset + p.shape.reduce((a, b) => a * b, 1)),
+  }));
+}
+
+/** One full-sequence forward (the flow prediction) on a native thread; null when cancelled first. */
+export const modelForward = (options: ModelForwardOptions, jobOptions: JobOptions = {}): Promise<Float32Array | null> =>
+  runJob((onProgress) => loadNative().modelForward(options, onProgress), jobOptions);

@@ -6,6 +6,7 @@
 
 #include "binding/io.h"
 #include "binding/jobs.h"
+#include "binding/model.h"
 
 namespace {
 
@@ -41,6 +42,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("version", Napi::Function::New(env, version, "version"));
   cfp_binding::register_io(env, exports);
   cfp_binding::register_jobs(env, exports);
+  cfp_binding::register_model(env, exports);
   return exports;
 }
 
