@@ -20,15 +20,17 @@ export interface OdeLmdbSummary {
 export async function buildOdeLmdb(
   parts: readonly string[],
   outPath: string,
-  options: { readonly dedupePrompts?: boolean; readonly onRow?: (written: number) => void } = {},
+  options: { readonly dedupePrompts?: boolean; readonly onProgress?: (rowsRead: number, rowsTotal: number) => void } = {},
 ): Promise<OdeLmdbSummary> {
   if (parts.length === 0) throw new OdeLmdbError('no trajectory shards given');
   const dedupe = options.dedupePrompts ?? true;
   // Check every shard's shape before writing anything.
   let rowShape: RowShape | undefined;
+  let total = 0;
   for (const part of parts) {
     const reader = new TrajectoryShardReader(part);
     try {
+      total += reader.count;
       if (rowShape === undefined) rowShape = reader.rowShape;
       else if (reader.rowShape.join() !== rowShape.join()) {
         throw new OdeLmdbError(`${part} has rows of shape [${reader.rowShape.join(', ')}] but ${parts[0]} has [${rowShape.join(', ')}]`);
@@ -41,11 +43,13 @@ export async function buildOdeLmdb(
   const writer = LatentLmdbWriter.create(outPath, { rowShape: shape });
   const seen = new Set<string>();
   let dropped = 0;
+  let read = 0;
   try {
     for (const part of parts) {
       const reader = new TrajectoryShardReader(part);
       try {
         for (let i = 0; i < reader.count; i++) {
+          options.onProgress?.(read++, total);
           const prompt = reader.prompts[i]!;
           if (dedupe && seen.has(prompt)) {
             dropped++;
@@ -53,12 +57,12 @@ export async function buildOdeLmdb(
           }
           seen.add(prompt);
           await writer.append(reader.rowF16(i), prompt);
-          options.onRow?.(writer.rows);
         }
       } finally {
         reader.close();
       }
     }
+    options.onProgress?.(read, total);
     if (writer.rows === 0) throw new OdeLmdbError(`the ${parts.length} shard(s) hold no rows`);
     const rows = await writer.finish();
     return { rows, dropped, rowShape: shape };

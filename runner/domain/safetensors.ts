@@ -123,7 +123,12 @@ export class SafetensorsReader {
   private readonly dataStart: number;
 
   constructor(readonly path: string) {
-    this.fd = openSync(path, 'r');
+    try {
+      this.fd = openSync(path, 'r');
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      throw new SafetensorsError(code === 'ENOENT' ? `${path} does not exist` : `cannot open ${path} (${code ?? 'error'})`);
+    }
     try {
       const size = fstatSync(this.fd).size;
       const lenBuf = Buffer.alloc(8);

@@ -36,6 +36,8 @@ export interface VideoSetOptions {
   readonly scale?: number;
   readonly fps?: number;
   readonly signal?: AbortSignal;
+  /** Extra string metadata stored with the frames (sampler, steps, network calls per video...). */
+  readonly metadata?: Readonly<Record<string, string>>;
 }
 
 /** Writes a video set into `dir` (created if needed). All clips must share one size. */
@@ -54,6 +56,7 @@ export async function writeVideoSet(dir: string, clips: readonly LabelledClip[],
   const data = new Uint8Array(clips.length * frames * height * width * 3);
   clips.forEach((c, i) => data.set(c.video.rgb, i * c.video.rgb.length));
   writeSafetensors(join(dir, VIDEO_SET_FILE), [{ name: 'frames', dtype: 'U8', shape: [clips.length, frames, height, width, 3], data }], {
+    ...options.metadata,
     format: VIDEO_SET_FORMAT,
     prompts: JSON.stringify(clips.map((c) => c.prompt)),
     fps: String(fps),
@@ -100,6 +103,17 @@ export function readVideoSet(dir: string): LabelledClip[] {
       prompt: String(prompt),
       video: { frames, height, width, rgb: new Uint8Array(bytes.buffer, bytes.byteOffset + i * per, per) },
     }));
+  } finally {
+    file.close();
+  }
+}
+
+/** The extra metadata a video set was written with (without the format's own keys). */
+export function readVideoSetMetadata(dir: string): Record<string, string> {
+  const file = new SafetensorsReader(join(dir, VIDEO_SET_FILE));
+  try {
+    const { format: _format, prompts: _prompts, ...rest } = file.metadata;
+    return rest;
   } finally {
     file.close();
   }

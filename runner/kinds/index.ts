@@ -13,6 +13,7 @@ const kindModules: Readonly<Record<string, () => Promise<KindModule>>> = {
   synth: () => importKind('synth'),
   lmdb_build: () => importKind('lmdb_build'),
   eval: () => importKind('eval'),
+  report: () => importKind('report'),
   train: () => importKind('train'),
   ode_pairs: () => importKind('ode_pairs'),
   infer: () => importKind('infer'),

@@ -11,10 +11,11 @@
 // The clip geometry follows the optional config's model_kwargs (see domain/params.ts). Clip i
 // of a split depends only on (seed, split, i), so a bigger set extends a smaller one.
 
-import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { clip, type DomainConfig, type Split } from '../domain/clips.js';
 import { LatentLmdbWriter } from '../domain/lmdb_layout.js';
+import { writePrompts } from '../domain/prompts_file.js';
 import { domainFromParams, geometryFromConfig, intParam } from '../domain/params.js';
 import type { SpaceToDepthVae } from '../domain/vae.js';
 import { KindError, type KindContext, type StageKind } from './types.js';
@@ -66,7 +67,6 @@ export const kind: StageKind = {
     const heldoutPrompts = await writeSplit(ctx, outputPath(ctx, 'heldout'), domain, vae, 'heldout', heldout, done, total);
     const promptsPath = outputPath(ctx, 'prompts');
     mkdirSync(dirname(promptsPath), { recursive: true });
-    writeFileSync(`${promptsPath}.tmp`, heldoutPrompts.map((p) => `${p}\n`).join(''));
-    renameSync(`${promptsPath}.tmp`, promptsPath);
+    writePrompts(promptsPath, heldoutPrompts);
   },
 };
