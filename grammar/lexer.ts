@@ -19,6 +19,13 @@ export const UnterminatedString = createToken({
   categories: [StringLit],
 });
 
+/** 'text': not the language's string syntax, but read as a string so one error is reported. */
+export const SingleQuotedString = createToken({
+  name: 'SingleQuotedString',
+  pattern: /'[^'\n]*'/,
+  categories: [StringLit],
+});
+
 export const NumberToken = createToken({ name: 'Number', pattern: /-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/ });
 export const DotDot = createToken({ name: 'DotDot', pattern: /\.\./ });
 export const Dot = createToken({ name: 'Dot', pattern: /\./ });
@@ -65,6 +72,7 @@ export const allTokens: TokenType[] = [
   StringLit,
   StringToken,
   UnterminatedString,
+  SingleQuotedString,
   NumberToken,
   DotDot,
   Dot,

@@ -174,8 +174,9 @@ function mismatch(ctx: ParseContext, expected: TokenType, actual: IToken, previo
       if ((rule === 'paramDecl' || rule === 'outputDecl') && previous.tokenType === T.Colon) {
         return { code: 'expected-token', message: 'expected a type after `:`' };
       }
+      if (rule === 'defaultDecl') return { code: 'expected-token', message: `expected a target stage name after ${prev}` };
       const thing = isReal(previous) ? what[previous.image] : undefined;
-      const keywordHint = tokenMatcher(actual, T.Keyword) ? `\`${actual.image}\` is a keyword and cannot be used as a name` : undefined;
+      const keywordHint = tokenMatcher(actual, T.Keyword) && sameLine(ctx, previous, actual) ? `\`${actual.image}\` is a keyword and cannot be used as a name` : undefined;
       return { code: 'expected-token', message: `expected ${thing ?? 'a name'} after ${prev}`, ...(keywordHint ? { help: keywordHint } : {}) };
     }
     default:

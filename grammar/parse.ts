@@ -6,7 +6,7 @@ import type { IRecognitionException, IToken } from 'chevrotain';
 import type { Comment, Expression, PipelineFile, Statement, StringPart } from './ast.js';
 import type { Diagnostic } from './diagnostic.js';
 import { checkSyntax } from './checks.js';
-import { cfLexer, LBracket, LCurly, RBracket, RCurly, shiftTokens, StringLit, StringToken, tokenEnd } from './lexer.js';
+import { cfLexer, LBracket, LCurly, RBracket, RCurly, shiftTokens, SingleQuotedString, StringLit, StringToken, tokenEnd } from './lexer.js';
 import { LineIndex } from './lines.js';
 import { describeToken, detailIndex, type ParseContext, type ProblemDetail } from './messages.js';
 import { CfParser } from './parser.js';
@@ -96,6 +96,17 @@ function stringParts(
   problems: ProblemDetail[],
   parseProblems: ProblemDetail[],
 ): StringPart[] {
+  if (t.tokenType === SingleQuotedString) {
+    const inner = t.image.slice(1, -1);
+    problems.push({
+      code: 'single-quotes',
+      message: 'strings are written in double quotes',
+      help: `write "${inner.replace(/["\\]/g, (c) => `\\${c}`)}"`,
+      start: t.startOffset,
+      end: tokenEnd(t),
+    });
+    return [{ kind: 'Text', text: inner, range: lines.range(t.startOffset + 1, tokenEnd(t) - 1) }];
+  }
   const terminated = t.tokenType === StringToken;
   if (!terminated) {
     problems.push({
@@ -132,6 +143,17 @@ function parseHole(
   for (const e of lexed.errors) problems.push(unknownCharacters(lines.source, start + e.offset, e.length));
   if (lexed.errors.length > 0) return undefined;
   const tokens = shiftTokens(lexed.tokens, start);
+  const nested = tokens.find((t) => tokenMatcher(t, StringLit));
+  if (nested) {
+    problems.push({
+      code: 'bad-interpolation',
+      message: 'a string cannot appear inside `${...}`',
+      help: 'put the text outside the braces: "a${x}b"',
+      start: nested.startOffset,
+      end: tokenEnd(nested),
+    });
+    return undefined;
+  }
   if (firstTooDeep(tokens) !== undefined) {
     problems.push({ code: 'too-deep', message: 'interpolation nested too deep', start, end });
     return undefined;
@@ -167,7 +189,8 @@ function collect(errors: readonly IRecognitionException[], fromActions: readonly
       out.push({ code: 'syntax', message: `unexpected ${describeToken(t)}`, start, end: start + t.image.length });
     }
   }
-  return [...out, ...fromActions];
+  // Problems found by actions are the more specific ones: they win ties on the same spot.
+  return [...fromActions, ...out];
 }
 
 /**
