@@ -44,13 +44,11 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 }  // namespace
 
-TEST_CASE(blockwise_kv_ode_equals_teacher_forcing_ode) {
-  Setup s(/*k=*/3, /*batch=*/1, /*frames=*/6);
+// The spec's ODE settings (48 steps, shift 5, g = 6, snapshots 0/12/24/36) on two blocks.
+static void check_kv_equals_tf(int64_t k) {
+  Setup s(k, /*batch=*/1, /*frames=*/2 * k);
   OdeConfig cfg;
-  cfg.num_steps = 8;  // the 48-step schedule's structure, fewer steps to keep the test fast
-  cfg.snapshots = {0, 2, 4, 6};
-  cfg.guidance = 6.0;
-  cfg.frames_per_block = 3;
+  cfg.frames_per_block = k;
   const Tensor<float> clean = s.random_tensor({s.clip_numel()}, 3);
   const int64_t slots = ode_slots(cfg), total = slots * s.clip_numel();
   std::vector<float> tf(static_cast<size_t>(total)), kv(static_cast<size_t>(total));
@@ -59,7 +57,7 @@ TEST_CASE(blockwise_kv_ode_equals_teacher_forcing_ode) {
     ModelFlowNet net(*s.model, s.B, s.text_cond.data(), s.text_uncond.data());
     Philox rng(5);
     const SamplerStats st = generate_ode_trajectory(net, cfg, OdeMode::teacher_forcing, clean.data(), rng, tf.data());
-    CHECK(st.denoise_calls == 2 * 8 && st.cache_calls == 0);
+    CHECK(st.denoise_calls == 2 * 48 && st.cache_calls == 0);
   }
   const double t_tf = seconds_since(t0);
   const auto t1 = std::chrono::steady_clock::now();
@@ -67,7 +65,7 @@ TEST_CASE(blockwise_kv_ode_equals_teacher_forcing_ode) {
     ModelFlowNet net(*s.model, s.B, s.text_cond.data(), s.text_uncond.data());
     Philox rng(5);
     const SamplerStats st = generate_ode_trajectory(net, cfg, OdeMode::blockwise_kv, clean.data(), rng, kv.data());
-    CHECK(st.denoise_calls == 2 * 2 * 8 && st.cache_calls == 2 * 2);
+    CHECK(st.denoise_calls == 2 * 2 * 48 && st.cache_calls == 2 * 2);
   }
   const double t_kv = seconds_since(t1);
   double worst = 0, scale = 0, moved = 0;
@@ -77,8 +75,8 @@ TEST_CASE(blockwise_kv_ode_equals_teacher_forcing_ode) {
     scale = std::max(scale, double(std::fabs(tf[i])));
   }
   for (int64_t i = 0; i < clip; ++i) moved = std::max(moved, double(std::fabs(tf[4 * clip + i] - tf[i])));
-  std::printf("  TF ODE %.2fs, blockwise-KV ODE %.2fs; max |tf - kv| / (1e-4 + 1e-4 |tf|) = %.3g (|x| up to %.3g)\n",
-              t_tf, t_kv, worst, scale);
+  std::printf("  k=%lld: TF ODE %.2fs, blockwise-KV ODE %.2fs; max |tf - kv| / (1e-4 + 1e-4 |tf|) = %.3g (|x| up to %.3g)\n",
+              static_cast<long long>(k), t_tf, t_kv, worst, scale);
   CHECK(worst <= 1.0);
   CHECK(moved > 0.1);  // the ODE really moved the latents away from the noise
   CHECK(std::memcmp(tf.data() + 5 * clip, clean.data(), clip * sizeof(float)) == 0);
@@ -98,6 +96,11 @@ TEST_CASE(blockwise_kv_ode_equals_teacher_forcing_ode) {
   }
   CHECK(block0 == 0.0);
   CHECK(block1 > 1e-3);
+}
+
+TEST_CASE(blockwise_kv_ode_equals_teacher_forcing_ode) {
+  check_kv_equals_tf(3);
+  check_kv_equals_tf(1);
 }
 
 TEST_CASE(few_step_on_the_model_is_deterministic_and_counts_calls) {
