@@ -15,7 +15,7 @@ export function describeError(error: unknown): string {
   if (error instanceof Error) {
     const errno = error as NodeJS.ErrnoException;
     if (errno.code !== undefined && ERRNO_TEXT[errno.code] !== undefined) {
-      const where = errno.path ? ` ${errno.dest ? `${errno.path} → ${errno.dest}` : errno.path}` : '';
+      const where = errno.path ? ` ${(errno as { dest?: string }).dest ? `${errno.path} → ${(errno as { dest?: string }).dest}` : errno.path}` : '';
       return `cannot ${errno.syscall ?? 'access'}${where}: ${ERRNO_TEXT[errno.code]}`;
     }
     return error.message;

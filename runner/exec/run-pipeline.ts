@@ -5,7 +5,6 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { rmSync } from 'node:fs';
-import type { ResultPromise } from 'execa';
 import type { Task, TaskGraph } from '../graph.js';
 import { eventEmitter, type EventSink, type PlannedTask } from '../events.js';
 import { resolveInputPath } from '../store/effective-key.js';
@@ -17,7 +16,7 @@ import { openStore, StoreError, type Store } from '../store/store.js';
 import { taskStates, type TaskStateInfo } from '../store/task-state.js';
 import { publishOutput } from './publish.js';
 import { detectCpus, detectGpus, gpuDeviceClass } from './resources.js';
-import { runAttempt, type AttemptOutcome } from './run-task.js';
+import { runAttempt, type AttemptOutcome, type RunningWorker } from './run-task.js';
 import { describeError } from './errors.js';
 import { schedule, type TaskOutcome } from './scheduler.js';
 import { selectTasks, type SelectOptions } from './select.js';
@@ -122,7 +121,7 @@ export async function runPipeline(graph: TaskGraph, options: RunOptions): Promis
   const runId = newRunId();
   let stopping = false;
   let hard = false;
-  const workers = new Map<string, ResultPromise>();
+  const workers = new Map<string, RunningWorker>();
   const onSignal = (): void => {
     if (!stopping) {
       stopping = true;

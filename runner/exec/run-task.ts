@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline';
 import { closeSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execaNode, type ResultPromise } from 'execa';
+import { execaNode } from 'execa';
 import type { Task } from '../graph.js';
 import type { RunEventPayload } from '../events.js';
 import type { EffectiveKey } from '../store/effective-key.js';
@@ -19,6 +19,12 @@ import { EXIT_FAILED, EXIT_INTERRUPTED, type WorkerJob, type WorkerMessage } fro
 import { publishOutput, storeOutputs } from './publish.js';
 
 const workerPath = fileURLToPath(new URL('./worker.js', import.meta.url));
+
+/** What the runner needs of a running worker: its pid (process group) and a way to signal it. */
+export interface RunningWorker {
+  readonly pid?: number | undefined;
+  kill(signal?: NodeJS.Signals): boolean;
+}
 
 export type AttemptOutcome =
   | { readonly status: 'done' }
@@ -36,7 +42,7 @@ export interface AttemptSpec {
   readonly previous?: TaskRecord;
   readonly emit: (event: RunEventPayload) => void;
   /** Registers the running worker so the runner can signal it (interrupt, hard stop). */
-  readonly onWorker: (worker: ResultPromise | undefined) => void;
+  readonly onWorker: (worker: RunningWorker | undefined) => void;
   /** True once the run is being stopped: a killed worker then counts as interrupted, not failed. */
   readonly stopping: () => boolean;
 }
@@ -83,7 +89,8 @@ export async function runAttempt(spec: AttemptSpec): Promise<AttemptOutcome> {
   const logFd = openSync(logPath, 'a');
   const worker = execaNode(workerPath, [], {
     input: JSON.stringify(job),
-    stdio: ['pipe', logFd, logFd, 'pipe'],
+    // execa passes integer fds straight to spawn; its types only list streams and pipes.
+    stdio: ['pipe', logFd, logFd, 'pipe'] as unknown as ['pipe', 'pipe', 'pipe', 'pipe'],
     detached: true,
     reject: false,
     env,

@@ -1,0 +1,111 @@
+// `cfpipe explain [FILE] STAGE`: why a stage will run — a key-level diff between what its
+// cache key covers now and what it covered at its last success, e.g.
+//   config.lr: 2e-06 → 4e-06
+//   input data changed (upstream clean now has key 1a2b3c4d5e6f, was 9f8e7d6c5b4a)
+// Without FILE, the pipeline of the last run is used.
+
+import { parseArgs } from 'node:util';
+import type { Value } from '../../graph.js';
+import { openStore } from '../../store/store.js';
+import { taskStates } from '../../store/task-state.js';
+import { errorLine, loadGraph, projectRoot } from './runner-common.js';
+
+export const summary = 'explain why a stage will run: what changed since its last success';
+export const usage = 'usage: cfpipe explain [FILE] STAGE [--set NAME=VALUE]\n';
+
+/** Numbers the way configs write them (2e-06, 0.5, 1200). */
+export function formatValue(value: Value | undefined): string {
+  if (value === undefined) return '(absent)';
+  if (typeof value === 'number') {
+    if (value !== 0 && (Math.abs(value) < 1e-4 || Math.abs(value) >= 1e16)) return value.toExponential().replace(/e([+-])(\d)$/, 'e$10$2');
+    return String(value);
+  }
+  if (typeof value === 'string') return /^[0-9a-f]{64}$/.test(value) ? value.slice(0, 12) : JSON.stringify(value);
+  return JSON.stringify(value);
+}
+
+/** Dotted paths to leaf values (lists are leaves: they change as a whole). */
+export function flatten(value: Value | undefined, prefix = '', out = new Map<string, Value>()): Map<string, Value> {
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    const entries = Object.entries(value as Record<string, Value>);
+    if (entries.length === 0 && prefix) out.set(prefix, {});
+    for (const [k, v] of entries) flatten(v, prefix ? `${prefix}.${k}` : k, out);
+  } else if (value !== undefined) out.set(prefix, value);
+  return out;
+}
+
+/** One line per difference, upstream and provided inputs phrased as inputs. */
+export function keyDiff(before: { readonly [k: string]: Value }, now: { readonly [k: string]: Value }): string[] {
+  const a = flatten(before);
+  const b = flatten(now);
+  const lines: string[] = [];
+  for (const path of [...new Set([...a.keys(), ...b.keys()])].sort()) {
+    const x = a.get(path);
+    const y = b.get(path);
+    if (JSON.stringify(x) === JSON.stringify(y)) continue;
+    const upstream = /^upstream\.(.+)$/.exec(path);
+    const provided = /^provided\.(.+)$/.exec(path);
+    if (upstream) lines.push(`input ${upstream[1]} changed (upstream key ${formatValue(x)} → ${formatValue(y)})`);
+    else if (provided) lines.push(`input ${provided[1]} changed (file contents differ)`);
+    else lines.push(`${path}: ${formatValue(x)} → ${formatValue(y)}`);
+  }
+  return lines;
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...argv], allowPositionals: true, options: { set: { type: 'string', multiple: true, default: [] }, use: { type: 'string', multiple: true, default: [] } } });
+  } catch (error) {
+    errorLine((error as Error).message);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  let file: string | undefined;
+  let stage: string | undefined;
+  if (positionals.length >= 2) [file, stage] = positionals;
+  else {
+    stage = positionals[0];
+    const store = openStore(projectRoot(), { existingOnly: true });
+    if (store) for (const { value } of store.runs.getRange({ reverse: true, limit: 1 })) file = value.file;
+    if (file === undefined && stage !== undefined) {
+      errorLine('explain: name the pipeline file (no earlier run to take it from): cfpipe explain FILE STAGE');
+      return 2;
+    }
+  }
+  if (stage === undefined || file === undefined) {
+    process.stderr.write(usage);
+    return 2;
+  }
+  const loaded = loadGraph({ file, set: values.set, use: values.use });
+  if (loaded === undefined) return 2;
+  const tasks = loaded.graph.tasks.filter((t) => t.id === stage || t.stage === stage);
+  if (tasks.length === 0) {
+    errorLine(`explain: no stage or task \`${stage}\` in ${loaded.graph.pipeline}`);
+    return 2;
+  }
+  const store = openStore(loaded.root, { existingOnly: true });
+  const states = await taskStates(loaded.graph, { root: loaded.root, ...(store ? { store } : {}) });
+  for (const task of tasks) {
+    const info = states.get(task.id)!;
+    const head = `${task.id}: ${info.state}`;
+    if (info.state === 'fresh') {
+      process.stdout.write(`${head} — nothing changed since its last success\n`);
+      continue;
+    }
+    const pointer = store?.latest.get(task.id);
+    const last = pointer?.lastSuccess !== undefined ? store?.tasks.get(pointer.lastSuccess) : undefined;
+    if (last === undefined) {
+      process.stdout.write(`${head} — it has never succeeded${info.reason !== 'never run' ? ` (${info.reason})` : ''}\n`);
+      continue;
+    }
+    if (last.key === info.key.key) {
+      process.stdout.write(`${head} — same key as its last success, but ${info.reason}\n`);
+      continue;
+    }
+    const lines = keyDiff(last.keyParts, info.key.parts);
+    process.stdout.write(`${head} — changed since its last success (${new Date(last.finishedAt ?? last.startedAt).toISOString()}):\n`);
+    for (const line of lines.length > 0 ? lines : ['(the key changed in a part not recorded: cfpipe or engine version)']) process.stdout.write(`  ${line}\n`);
+  }
+  return 0;
+}

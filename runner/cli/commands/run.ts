@@ -1,0 +1,102 @@
+// `cfpipe run FILE [TARGET...]`: compile, then run every task that is not fresh (resuming
+// from checkpoints), with the listr2 interface on a terminal, plain lines otherwise, or JSON
+// events with --json.
+
+import { parseArgs } from 'node:util';
+import type { EventSink } from '../../events.js';
+import { exitCodeOf, runPipeline } from '../../exec/run-pipeline.js';
+import { jsonSink } from '../../ui/json.js';
+import { plainSink } from '../../ui/plain.js';
+import { errorLine, loadGraph } from './runner-common.js';
+
+export const summary = 'run a pipeline: every task not fresh, resuming from checkpoints';
+
+export const usage = `usage: cfpipe run FILE [TARGET...] [options]
+
+  --set NAME=VALUE     override a param (repeatable)
+  --use STAGE.OUT=PATH provide an output instead of computing it (repeatable)
+  --only STAGE         run only this stage (its inputs must already be built)
+  --from STAGE         rerun this stage and everything downstream of it
+  --force STAGE        rerun this stage even if it is fresh
+  -j, --jobs N         CPU budget (default: the number of cores)
+  --keep-going         after a failure, keep running tasks that do not depend on it
+  --dry-run            show what would run, run nothing
+  --wait               if another cfpipe holds the store, wait for it instead of exiting
+  --json               one JSON event per line on stdout
+  --plain              plain line output even on a terminal
+`;
+
+export async function main(argv: readonly string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      options: {
+        set: { type: 'string', multiple: true, default: [] },
+        use: { type: 'string', multiple: true, default: [] },
+        only: { type: 'string', multiple: true, default: [] },
+        from: { type: 'string', multiple: true, default: [] },
+        force: { type: 'string', multiple: true, default: [] },
+        jobs: { type: 'string', short: 'j' },
+        'keep-going': { type: 'boolean', default: false },
+        'dry-run': { type: 'boolean', default: false },
+        wait: { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false },
+        plain: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (error) {
+    errorLine((error as Error).message);
+    process.stderr.write(usage);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(usage);
+    return 0;
+  }
+  const [file, ...targets] = positionals;
+  if (file === undefined) {
+    errorLine('run needs a pipeline file');
+    process.stderr.write(usage);
+    return 2;
+  }
+  const jobs = values.jobs === undefined ? undefined : Number(values.jobs);
+  if (jobs !== undefined && (!Number.isInteger(jobs) || jobs < 1)) {
+    errorLine(`-j ${values.jobs}: expected a positive integer`);
+    return 2;
+  }
+  const loaded = loadGraph({ file, set: values.set, use: values.use });
+  if (loaded === undefined) return 2;
+
+  const width = process.stdout.columns ?? 100;
+  let sink: EventSink;
+  let done: () => Promise<void> = async () => {};
+  if (values.json) sink = jsonSink(process.stdout);
+  else if (process.stdout.isTTY && !values.plain && !process.env.CI) {
+    const { listrInterface } = await import('../../ui/listr.js');
+    const ui = listrInterface(process.stdout);
+    sink = ui.sink;
+    done = ui.done;
+  } else sink = plainSink(process.stdout, { width });
+
+  const result = await runPipeline(loaded.graph, {
+    root: loaded.root,
+    targets,
+    only: values.only,
+    from: values.from,
+    force: values.force,
+    ...(jobs !== undefined ? { jobs } : {}),
+    keepGoing: values['keep-going'],
+    dryRun: values['dry-run'],
+    waitForLock: values.wait ? 7 * 24 * 3600 * 1000 : 0,
+    sinks: [sink],
+    command: ['cfpipe', 'run', ...argv].join(' '),
+    handleSignals: true,
+  });
+  await done();
+  if (result.status === 'refused') errorLine(result.message);
+  return exitCodeOf(result);
+}

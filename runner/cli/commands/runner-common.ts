@@ -1,0 +1,48 @@
+// Shared by the runner's commands (run, status, explain, logs, gc): compiling the pipeline
+// named on the command line with its diagnostics rendered, and finding the project root.
+
+import { hasErrors } from '../../../grammar/diagnostic.js';
+import { renderText } from '../../../grammar/render.js';
+import { compilePipeline, findRoot } from '../../compile/index.js';
+import type { TaskGraph } from '../../graph.js';
+import { dirname, resolve } from 'node:path';
+
+export interface GraphArgs {
+  readonly file: string;
+  readonly set: readonly string[];
+  readonly use: readonly string[];
+}
+
+function pairs(list: readonly string[], flag: string): Record<string, string> | string {
+  const out: Record<string, string> = {};
+  for (const item of list) {
+    const eq = item.indexOf('=');
+    if (eq <= 0) return `${flag} ${item}: expected NAME=VALUE`;
+    out[item.slice(0, eq)] = item.slice(eq + 1);
+  }
+  return out;
+}
+
+/** Compiles FILE; on errors prints the diagnostics to stderr and returns undefined. */
+export function loadGraph(args: GraphArgs): { graph: TaskGraph; root: string } | undefined {
+  const set = pairs(args.set, '--set');
+  const use = pairs(args.use, '--use');
+  if (typeof set === 'string' || typeof use === 'string') {
+    process.stderr.write(`cfpipe: ${typeof set === 'string' ? set : use}\n`);
+    return undefined;
+  }
+  const root = findRoot(dirname(resolve(args.file)));
+  const result = compilePipeline(args.file, { set, use, root });
+  if (result.diagnostics.length > 0) {
+    process.stderr.write(renderText(result.diagnostics, result.sources, { color: process.stderr.isTTY === true }));
+  }
+  if (result.graph === undefined || hasErrors(result.diagnostics)) return undefined;
+  return { graph: result.graph, root };
+}
+
+/** The project root for commands that take no pipeline file: nearest project above the cwd. */
+export const projectRoot = (): string => findRoot(process.cwd());
+
+export const errorLine = (message: string): void => {
+  process.stderr.write(`cfpipe: ${message}\n`);
+};
