@@ -14,13 +14,13 @@ using namespace cfp;
 namespace {
 
 struct Setup {
-  std::unique_ptr<Backend<float>> be = make_cpu_backend<float>(0);
+  std::unique_ptr<Backend<float>> be;
   ModelConfig config;
   std::unique_ptr<Model<float>> model;
   int64_t B;
   Tensor<float> text_cond, text_uncond;
 
-  Setup(int64_t k, int64_t batch, int64_t frames) : B(batch) {
+  Setup(int64_t k, int64_t batch, int64_t frames, int threads = 0) : be(make_cpu_backend<float>(threads)), B(batch) {
     config = ModelConfig::tiny(k);
     config.frames = frames;
     model = std::make_unique<Model<float>>(*be, config);
@@ -153,6 +153,23 @@ TEST_CASE(many_step_on_the_model_is_deterministic) {
   ModelFlowNet no_uncond(*s.model, s.B, s.text_cond.data());
   Philox rng(31);
   CHECK_THROWS(sample_many_step(no_uncond, cfg, rng, a.data()));
+}
+
+TEST_CASE(sampling_does_not_depend_on_the_thread_count) {
+  std::vector<float> outs[2];
+  int i = 0;
+  for (int threads : {1, 3}) {
+    Setup s(/*k=*/3, /*batch=*/1, /*frames=*/6, threads);
+    ManyStepConfig cfg;
+    cfg.frames_per_block = 3;
+    cfg.num_steps = 4;
+    outs[i].resize(static_cast<size_t>(s.clip_numel()));
+    ModelFlowNet net(*s.model, s.B, s.text_cond.data(), s.text_uncond.data());
+    Philox rng(77);
+    sample_many_step(net, cfg, rng, outs[i].data());
+    ++i;
+  }
+  CHECK(std::memcmp(outs[0].data(), outs[1].data(), outs[0].size() * sizeof(float)) == 0);
 }
 
 TEST_MAIN()
