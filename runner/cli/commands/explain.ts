@@ -8,10 +8,11 @@ import { parseArgs } from 'node:util';
 import type { Value } from '../../graph.js';
 import { openStore } from '../../store/store.js';
 import { taskStates } from '../../store/task-state.js';
+import type { CliIO } from '../io.js';
 import { errorLine, loadGraph, projectRoot } from './runner-common.js';
 
 export const summary = 'explain why a stage will run: what changed since its last success';
-export const usage = 'usage: cfpipe explain [FILE] STAGE [--set NAME=VALUE]\n';
+export const help = 'usage: cfpipe explain [FILE] STAGE [--set NAME=VALUE]\n';
 
 /** Numbers the way configs write them (2e-06, 0.5, 1200). */
 export function formatValue(value: Value | undefined): string {
@@ -52,12 +53,12 @@ export function keyDiff(before: { readonly [k: string]: Value }, now: { readonly
   return lines;
 }
 
-export async function main(argv: readonly string[]): Promise<number> {
+export async function run(argv: readonly string[], io: CliIO): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({ args: [...argv], allowPositionals: true, options: { set: { type: 'string', multiple: true, default: [] }, use: { type: 'string', multiple: true, default: [] } } });
   } catch (error) {
-    errorLine((error as Error).message);
+    errorLine(io, (error as Error).message);
     return 2;
   }
   const { values, positionals } = parsed;
@@ -69,19 +70,19 @@ export async function main(argv: readonly string[]): Promise<number> {
     const store = openStore(projectRoot(), { existingOnly: true });
     if (store) for (const { value } of store.runs.getRange({ reverse: true, limit: 1 })) file = value.file;
     if (file === undefined && stage !== undefined) {
-      errorLine('explain: name the pipeline file (no earlier run to take it from): cfpipe explain FILE STAGE');
+      errorLine(io, 'explain: name the pipeline file (no earlier run to take it from): cfpipe explain FILE STAGE');
       return 2;
     }
   }
   if (stage === undefined || file === undefined) {
-    process.stderr.write(usage);
+    io.stderr(help);
     return 2;
   }
-  const loaded = loadGraph({ file, set: values.set, use: values.use });
+  const loaded = loadGraph({ file, set: values.set, use: values.use }, io);
   if (loaded === undefined) return 2;
   const tasks = loaded.graph.tasks.filter((t) => t.id === stage || t.stage === stage);
   if (tasks.length === 0) {
-    errorLine(`explain: no stage or task \`${stage}\` in ${loaded.graph.pipeline}`);
+    errorLine(io, `explain: no stage or task \`${stage}\` in ${loaded.graph.pipeline}`);
     return 2;
   }
   const store = openStore(loaded.root, { existingOnly: true });
@@ -90,22 +91,22 @@ export async function main(argv: readonly string[]): Promise<number> {
     const info = states.get(task.id)!;
     const head = `${task.id}: ${info.state}`;
     if (info.state === 'fresh') {
-      process.stdout.write(`${head} — nothing changed since its last success\n`);
+      io.stdout(`${head} — nothing changed since its last success\n`);
       continue;
     }
     const pointer = store?.latest.get(task.id);
     const last = pointer?.lastSuccess !== undefined ? store?.tasks.get(pointer.lastSuccess) : undefined;
     if (last === undefined) {
-      process.stdout.write(`${head} — it has never succeeded${info.reason !== 'never run' ? ` (${info.reason})` : ''}\n`);
+      io.stdout(`${head} — it has never succeeded${info.reason !== 'never run' ? ` (${info.reason})` : ''}\n`);
       continue;
     }
     if (last.key === info.key.key) {
-      process.stdout.write(`${head} — same key as its last success, but ${info.reason}\n`);
+      io.stdout(`${head} — same key as its last success, but ${info.reason}\n`);
       continue;
     }
     const lines = keyDiff(last.keyParts, info.key.parts);
-    process.stdout.write(`${head} — changed since its last success (${new Date(last.finishedAt ?? last.startedAt).toISOString()}):\n`);
-    for (const line of lines.length > 0 ? lines : ['(the key changed in a part not recorded: cfpipe or engine version)']) process.stdout.write(`  ${line}\n`);
+    io.stdout(`${head} — changed since its last success (${new Date(last.finishedAt ?? last.startedAt).toISOString()}):\n`);
+    for (const line of lines.length > 0 ? lines : ['(the key changed in a part not recorded: cfpipe or engine version)']) io.stdout(`  ${line}\n`);
   }
   return 0;
 }

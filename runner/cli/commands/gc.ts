@@ -9,10 +9,11 @@ import { parseArgs } from 'node:util';
 import { acquireLock, describeHolder, releaseLock } from '../../store/lock.js';
 import { openStore, StoreError } from '../../store/store.js';
 import { formatBytes } from '../../ui/format.js';
+import type { CliIO } from '../io.js';
 import { errorLine, projectRoot } from './runner-common.js';
 
 export const summary = 'delete unreferenced artifacts, work dirs and logs; report bytes freed';
-export const usage = 'usage: cfpipe gc [--dry-run]\n';
+export const help = 'usage: cfpipe gc [--dry-run]\n';
 
 function sizeOf(path: string): number {
   const st = lstatSync(path);
@@ -27,12 +28,12 @@ export interface GcReport {
   readonly bytes: number;
 }
 
-export async function main(argv: readonly string[]): Promise<number> {
+export async function run(argv: readonly string[], io: CliIO): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({ args: [...argv], options: { 'dry-run': { type: 'boolean', default: false } } });
   } catch (error) {
-    errorLine((error as Error).message);
+    errorLine(io, (error as Error).message);
     return 2;
   }
   const dryRun = parsed.values['dry-run'];
@@ -41,18 +42,18 @@ export async function main(argv: readonly string[]): Promise<number> {
     store = openStore(projectRoot(), { existingOnly: true });
   } catch (error) {
     if (error instanceof StoreError) {
-      errorLine(error.message);
+      errorLine(io, error.message);
       return 2;
     }
     throw error;
   }
   if (store === undefined) {
-    process.stdout.write('nothing to collect: no cfpipe state here\n');
+    io.stdout('nothing to collect: no cfpipe state here\n');
     return 0;
   }
   const lock = await acquireLock(store, 'cfpipe gc', 0);
   if (!lock.ok) {
-    errorLine(`a run is in progress: ${describeHolder(lock.holder)}; try again after it`);
+    errorLine(io, `a run is in progress: ${describeHolder(lock.holder)}; try again after it`);
     return 3;
   }
   try {
@@ -96,7 +97,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       for (const key of dropRecords) if (store.tasks.get(key)?.status === 'done') await store.tasks.remove(key);
       await store.env.flushed;
     }
-    process.stdout.write(`${dryRun ? 'would free' : 'freed'} ${formatBytes(bytes)} (${victims.length} item${victims.length === 1 ? '' : 's'})\n`);
+    io.stdout(`${dryRun ? 'would free' : 'freed'} ${formatBytes(bytes)} (${victims.length} item${victims.length === 1 ? '' : 's'})\n`);
     return 0;
   } finally {
     releaseLock(store);

@@ -7,11 +7,12 @@ import type { EventSink } from '../../events.js';
 import { exitCodeOf, runPipeline } from '../../exec/run-pipeline.js';
 import { jsonSink } from '../../ui/json.js';
 import { plainSink } from '../../ui/plain.js';
+import type { CliIO } from '../io.js';
 import { errorLine, loadGraph } from './runner-common.js';
 
 export const summary = 'run a pipeline: every task not fresh, resuming from checkpoints';
 
-export const usage = `usage: cfpipe run FILE [TARGET...] [options]
+export const help = `usage: cfpipe run FILE [TARGET...] [options]
 
   --set NAME=VALUE     override a param (repeatable)
   --use STAGE.OUT=PATH provide an output instead of computing it (repeatable)
@@ -26,7 +27,7 @@ export const usage = `usage: cfpipe run FILE [TARGET...] [options]
   --plain              plain line output even on a terminal
 `;
 
-export async function main(argv: readonly string[]): Promise<number> {
+export async function run(argv: readonly string[], io: CliIO): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -48,27 +49,27 @@ export async function main(argv: readonly string[]): Promise<number> {
       },
     });
   } catch (error) {
-    errorLine((error as Error).message);
-    process.stderr.write(usage);
+    errorLine(io, (error as Error).message);
+    io.stderr(help);
     return 2;
   }
   const { values, positionals } = parsed;
   if (values.help) {
-    process.stdout.write(usage);
+    io.stdout(help);
     return 0;
   }
   const [file, ...targets] = positionals;
   if (file === undefined) {
-    errorLine('run needs a pipeline file');
-    process.stderr.write(usage);
+    errorLine(io, 'run needs a pipeline file');
+    io.stderr(help);
     return 2;
   }
   const jobs = values.jobs === undefined ? undefined : Number(values.jobs);
   if (jobs !== undefined && (!Number.isInteger(jobs) || jobs < 1)) {
-    errorLine(`-j ${values.jobs}: expected a positive integer`);
+    errorLine(io, `-j ${values.jobs}: expected a positive integer`);
     return 2;
   }
-  const loaded = loadGraph({ file, set: values.set, use: values.use });
+  const loaded = loadGraph({ file, set: values.set, use: values.use }, io);
   if (loaded === undefined) return 2;
 
   const width = process.stdout.columns ?? 100;
@@ -97,6 +98,6 @@ export async function main(argv: readonly string[]): Promise<number> {
     handleSignals: true,
   });
   await done();
-  if (result.status === 'refused') errorLine(result.message);
+  if (result.status === 'refused') errorLine(io, result.message);
   return exitCodeOf(result);
 }

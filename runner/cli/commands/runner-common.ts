@@ -5,6 +5,7 @@ import { hasErrors } from '../../../grammar/diagnostic.js';
 import { renderText } from '../../../grammar/render.js';
 import { compilePipeline, findRoot } from '../../compile/index.js';
 import type { TaskGraph } from '../../graph.js';
+import type { CliIO } from '../io.js';
 import { dirname, resolve } from 'node:path';
 
 export interface GraphArgs {
@@ -24,17 +25,17 @@ function pairs(list: readonly string[], flag: string): Record<string, string> | 
 }
 
 /** Compiles FILE; on errors prints the diagnostics to stderr and returns undefined. */
-export function loadGraph(args: GraphArgs): { graph: TaskGraph; root: string } | undefined {
+export function loadGraph(args: GraphArgs, io: CliIO): { graph: TaskGraph; root: string } | undefined {
   const set = pairs(args.set, '--set');
   const use = pairs(args.use, '--use');
   if (typeof set === 'string' || typeof use === 'string') {
-    process.stderr.write(`cfpipe: ${typeof set === 'string' ? set : use}\n`);
+    io.stderr(`cfpipe: ${typeof set === 'string' ? set : use}\n`);
     return undefined;
   }
   const root = findRoot(dirname(resolve(args.file)));
   const result = compilePipeline(args.file, { set, use, root });
   if (result.diagnostics.length > 0) {
-    process.stderr.write(renderText(result.diagnostics, result.sources, { color: process.stderr.isTTY === true }));
+    io.stderr(renderText(result.diagnostics, result.sources, { color: io.color }));
   }
   if (result.graph === undefined || hasErrors(result.diagnostics)) return undefined;
   return { graph: result.graph, root };
@@ -43,6 +44,6 @@ export function loadGraph(args: GraphArgs): { graph: TaskGraph; root: string } |
 /** The project root for commands that take no pipeline file: nearest project above the cwd. */
 export const projectRoot = (): string => findRoot(process.cwd());
 
-export const errorLine = (message: string): void => {
-  process.stderr.write(`cfpipe: ${message}\n`);
+export const errorLine = (io: { readonly stderr: (text: string) => void }, message: string): void => {
+  io.stderr(`cfpipe: ${message}\n`);
 };

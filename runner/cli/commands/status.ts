@@ -7,12 +7,13 @@ import { describeHolder, lockHolder } from '../../store/lock.js';
 import { openStore } from '../../store/store.js';
 import { taskStates } from '../../store/task-state.js';
 import { formatDuration } from '../../ui/format.js';
+import type { CliIO } from '../io.js';
 import { errorLine, loadGraph, projectRoot } from './runner-common.js';
 
 export const summary = 'show the state of every task (fresh, resumable, run) and any run in progress';
-export const usage = 'usage: cfpipe status [FILE] [--set NAME=VALUE] [--json]\n';
+export const help = 'usage: cfpipe status [FILE] [--set NAME=VALUE] [--json]\n';
 
-export async function main(argv: readonly string[]): Promise<number> {
+export async function run(argv: readonly string[], io: CliIO): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -21,12 +22,12 @@ export async function main(argv: readonly string[]): Promise<number> {
       options: { set: { type: 'string', multiple: true, default: [] }, use: { type: 'string', multiple: true, default: [] }, json: { type: 'boolean', default: false } },
     });
   } catch (error) {
-    errorLine((error as Error).message);
+    errorLine(io, (error as Error).message);
     return 2;
   }
   const { values, positionals } = parsed;
   const file = positionals[0];
-  const loaded = file !== undefined ? loadGraph({ file, set: values.set, use: values.use }) : undefined;
+  const loaded = file !== undefined ? loadGraph({ file, set: values.set, use: values.use }, io) : undefined;
   if (file !== undefined && loaded === undefined) return 2;
   const root = loaded?.root ?? projectRoot();
   const store = openStore(root, { existingOnly: true });
@@ -52,19 +53,19 @@ export async function main(argv: readonly string[]): Promise<number> {
   let lastRun;
   if (store !== undefined) for (const { value } of store.runs.getRange({ reverse: true, limit: 1 })) lastRun = value;
   if (values.json) {
-    process.stdout.write(JSON.stringify({ tasks: rows, running: holder ?? null, lastRun: lastRun ?? null }) + '\n');
+    io.stdout(JSON.stringify({ tasks: rows, running: holder ?? null, lastRun: lastRun ?? null }) + '\n');
     return 0;
   }
   if (store === undefined && loaded === undefined) {
-    process.stdout.write('no cfpipe state here yet (nothing has run in this project)\n');
+    io.stdout('no cfpipe state here yet (nothing has run in this project)\n');
     return 0;
   }
   const width = Math.max(4, ...rows.map((r) => r.id.length));
-  for (const row of rows) process.stdout.write(`${row.id.padEnd(width)}  ${row.state.padEnd(11)} ${row.detail}\n`.replace(/ +\n$/, '\n'));
-  if (holder) process.stdout.write(`running now: ${describeHolder(holder)}\n`);
+  for (const row of rows) io.stdout(`${row.id.padEnd(width)}  ${row.state.padEnd(11)} ${row.detail}\n`.replace(/ +\n$/, '\n'));
+  if (holder) io.stdout(`running now: ${describeHolder(holder)}\n`);
   if (lastRun) {
     const counts = Object.entries(lastRun.counts ?? {}).map(([k, v]) => `${v} ${k}`).join(', ');
-    process.stdout.write(`last run: ${lastRun.id} ${lastRun.status}${counts ? ` (${counts})` : ''}\n`);
+    io.stdout(`last run: ${lastRun.id} ${lastRun.status}${counts ? ` (${counts})` : ''}\n`);
   }
   return 0;
 }
