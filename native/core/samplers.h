@@ -8,9 +8,11 @@
 //     [0, 12, 24, 36, final, GT]) in teacher-forcing mode and in the equivalent blockwise-KV mode.
 //
 // The samplers see the network through FlowNet (flow output v = eps - x0), so they run on any
-// backend; ModelFlowNet (samplers_model.h) adapts cfp::Model with its KV caches. All latent
+// backend; ModelFlowNet (sampler_model.h) adapts cfp::Model with its KV caches. All latent
 // buffers are backend memory laid out [B, F, C, H, W]; noise comes from a Philox stream, so a
-// sampler's output is a pure function of its inputs and the RNG state it is given.
+// sampler's output is a pure function of its inputs and the RNG state it is given. Scalar
+// coefficients (sigmas, solver weights) are computed in double; the latent arithmetic runs in
+// float through the backend's axpy/axpby, so a CUDA backend reproduces it op for op.
 #pragma once
 #include <cstdint>
 #include <vector>
