@@ -9,11 +9,18 @@
 // One environment is a directory (data.mdb, lock.mdb). Values are opened with `encoding:
 // 'binary'` (raw bytes in, Buffers out); keys are plain strings, which lmdb-js's default key
 // encoding stores as their UTF-8 bytes — exactly the keys Python's lmdb writes.
+//
+// Two on-disk formats: lmdb-js 3.x (the `lmdb` package) reads and writes LMDB data format 2;
+// LMDB 0.9 — Python's `lmdb`, so upstream's tools — only format 1, and lmdb-js crashes on
+// format-1 files. The reader therefore checks the format first and reads format-1 sets with
+// lmdb_v1.ts; the writer writes format 2 by default (what the rest of cfpipe reads) and format
+// 1 on request (`format: 1`), for datasets that upstream's Python code must open.
 
 import { open, type RootDatabase } from 'lmdb';
 import { closeSync, existsSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { bytesLEToF16, f16ToBytesLE, f16ToF32, f32ToF16 } from './float16.js';
+import { LmdbV1Reader, LmdbV1Writer } from './lmdb_v1.js';
 
 /** A dataset that does not follow the layout (or a writer misuse); the message says what is wrong. */
 export class LmdbLayoutError extends Error {
@@ -31,6 +38,48 @@ export interface LatentLmdbWriterOptions {
   readonly batchRows?: number;
   /** Also commit once this many bytes are pending, so memory stays bounded for big rows. */
   readonly batchBytes?: number;
+  /** LMDB data format: 2 (lmdb-js, default) or 1 (LMDB 0.9 / Python lmdb, what upstream reads). */
+  readonly format?: 1 | 2;
+}
+
+/** Where committed batches go: an lmdb-js environment (format 2) or a bulk format-1 build. */
+interface WriteBackend {
+  commit(puts: readonly (readonly [string, Buffer])[]): Promise<void>;
+  finish(): Promise<void>;
+  abort(): Promise<void>;
+}
+
+function lmdbJsBackend(path: string): WriteBackend {
+  const db = open<Buffer, string>(path, { encoding: 'binary' });
+  return {
+    async commit(puts) {
+      await db.transaction(() => {
+        for (const [k, v] of puts) void db.put(k, v);
+      });
+    },
+    async finish() {
+      await db.flushed;
+      await db.close();
+    },
+    async abort() {
+      await db.close();
+    },
+  };
+}
+
+function v1Backend(path: string): WriteBackend {
+  const writer = new LmdbV1Writer(path);
+  return {
+    async commit(puts) {
+      for (const [k, v] of puts) writer.put(k, v);
+    },
+    async finish() {
+      writer.finish();
+    },
+    async abort() {
+      writer.abort();
+    },
+  };
 }
 
 /**
@@ -42,7 +91,7 @@ export interface LatentLmdbWriterOptions {
 export class LatentLmdbWriter {
   readonly rowShape: readonly number[];
   private readonly rowValues: number;
-  private readonly db: RootDatabase<Buffer, string>;
+  private readonly backend: WriteBackend;
   private readonly batchRows: number;
   private readonly batchBytes: number;
   private pending: { index: number; bytes: Uint8Array; prompt: string }[] = [];
@@ -58,7 +107,7 @@ export class LatentLmdbWriter {
     this.rowValues = numel(options.rowShape);
     this.batchRows = options.batchRows ?? 512;
     this.batchBytes = options.batchBytes ?? 64 * 1024 * 1024;
-    this.db = open<Buffer, string>(path, { encoding: 'binary' });
+    this.backend = options.format === 1 ? v1Backend(path) : lmdbJsBackend(path);
   }
 
   /** Creates the dataset at `path`, which must be absent or an empty directory (as upstream requires). */
@@ -91,12 +140,12 @@ export class LatentLmdbWriter {
     if (batch.length === 0) return;
     this.pending = [];
     this.pendingBytes = 0;
-    await this.db.transaction(() => {
-      for (const { index, bytes, prompt } of batch) {
-        void this.db.put(latentKey(index), Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-        void this.db.put(promptKey(index), Buffer.from(prompt, 'utf8'));
-      }
-    });
+    await this.backend.commit(
+      batch.flatMap(({ index, bytes, prompt }) => [
+        [latentKey(index), Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)] as const,
+        [promptKey(index), Buffer.from(prompt, 'utf8')] as const,
+      ]),
+    );
     this.count += batch.length;
   }
 
@@ -105,13 +154,12 @@ export class LatentLmdbWriter {
     if (this.closed) throw new LmdbLayoutError('finish called twice');
     await this.commit();
     const n = this.count;
-    await this.db.transaction(() => {
-      void this.db.put('latents_shape', Buffer.from([n, ...this.rowShape].join(' '), 'ascii'));
-      void this.db.put('prompts_shape', Buffer.from(String(n), 'ascii'));
-    });
-    await this.db.flushed;
+    await this.backend.commit([
+      ['latents_shape', Buffer.from([n, ...this.rowShape].join(' '), 'ascii')],
+      ['prompts_shape', Buffer.from(String(n), 'ascii')],
+    ]);
     this.closed = true;
-    await this.db.close();
+    await this.backend.finish();
     return n;
   }
 
@@ -120,7 +168,7 @@ export class LatentLmdbWriter {
     if (this.closed) return;
     this.closed = true;
     this.pending = [];
-    await this.db.close();
+    await this.backend.abort();
   }
 }
 
@@ -165,26 +213,36 @@ export class LatentLmdbReader {
   readonly rowShape: readonly number[];
   /** The row as a trajectory: [S, F, C, H, W]. */
   readonly trajectoryShape: readonly [number, number, number, number, number];
-  private readonly db: RootDatabase<Buffer, string>;
+  /** The LMDB data format of the file (1: LMDB 0.9 / Python; 2: lmdb-js). */
+  readonly format: 1 | 2;
+  private readonly get: (key: string) => Buffer | undefined;
+  private readonly release: () => Promise<void>;
   private readonly rowValues: number;
 
   constructor(readonly path: string) {
     if (!existsSync(path)) throw new LmdbLayoutError(`no dataset at ${path}`);
     const format = lmdbDataFormat(path);
-    if (format !== undefined && format !== 2) {
-      // lmdb-js 3.x segfaults on format-1 files (LMDB 0.9, Python lmdb, upstream's tools): refuse instead.
-      throw new LmdbLayoutError(
-        `${path} is in LMDB data format ${format} (written by LMDB 0.9, e.g. Python lmdb); the lmdb package here reads format 2 only (rebuild it with --use_data_v1 to read it)`,
-      );
+    if (format === 1) {
+      // lmdb-js 3.x crashes on format-1 files (LMDB 0.9: Python lmdb, upstream's tools).
+      const v1 = new LmdbV1Reader(path);
+      this.format = 1;
+      this.get = (key) => v1.get(key);
+      this.release = async () => v1.close();
+    } else if (format === 2 || format === undefined) {
+      const db: RootDatabase<Buffer, string> = open<Buffer, string>(path, { encoding: 'binary', readOnly: true });
+      this.format = 2;
+      this.get = (key) => db.getBinary(key);
+      this.release = () => db.close();
+    } else {
+      throw new LmdbLayoutError(`${path} is in LMDB data format ${format}; formats 1 and 2 are supported`);
     }
-    this.db = open<Buffer, string>(path, { encoding: 'binary', readOnly: true });
     try {
-      const latentsShape = this.db.getBinary('latents_shape');
+      const latentsShape = this.get('latents_shape');
       if (latentsShape === undefined) throw new LmdbLayoutError(`${path} has no \`latents_shape\` key (not a latent LMDB, or its build did not finish)`);
       const dims = parseShape(latentsShape.toString('ascii'), 'latents_shape');
       if (dims.length !== 5 && dims.length !== 6) throw new LmdbLayoutError(`\`latents_shape\` of ${path} has ${dims.length} dims; expected "N F C H W" or "N S F C H W"`);
       const [n = 0, ...row] = dims;
-      const promptsShape = this.db.getBinary('prompts_shape');
+      const promptsShape = this.get('prompts_shape');
       if (promptsShape !== undefined) {
         const [np] = parseShape(promptsShape.toString('ascii'), 'prompts_shape');
         if (np !== n) throw new LmdbLayoutError(`${path}: \`prompts_shape\` says ${np} rows but \`latents_shape\` says ${n}`);
@@ -195,7 +253,7 @@ export class LatentLmdbReader {
       this.trajectoryShape = [full[0] ?? 1, full[1] ?? 1, full[2] ?? 1, full[3] ?? 1, full[4] ?? 1];
       this.rowValues = numel(row);
     } catch (error) {
-      void this.db.close();
+      void this.release();
       throw error;
     }
   }
@@ -206,7 +264,7 @@ export class LatentLmdbReader {
 
   prompt(i: number): string {
     this.checkIndex(i);
-    const value = this.db.getBinary(promptKey(i));
+    const value = this.get(promptKey(i));
     if (value === undefined) throw new LmdbLayoutError(`${this.path}: missing \`${promptKey(i)}\``);
     return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('utf8');
   }
@@ -214,7 +272,7 @@ export class LatentLmdbReader {
   /** Row i as float16 bits (a fresh array). */
   rowF16(i: number): Uint16Array {
     this.checkIndex(i);
-    const value = this.db.getBinary(latentKey(i));
+    const value = this.get(latentKey(i));
     if (value === undefined) throw new LmdbLayoutError(`${this.path}: missing \`${latentKey(i)}\``);
     if (value.byteLength !== this.rowValues * 2) {
       throw new LmdbLayoutError(`${this.path}: \`${latentKey(i)}\` has ${value.byteLength} bytes; shape [${this.rowShape.join(', ')}] in float16 needs ${this.rowValues * 2}`);
@@ -235,7 +293,7 @@ export class LatentLmdbReader {
   }
 
   async close(): Promise<void> {
-    await this.db.close();
+    await this.release();
   }
 }
 

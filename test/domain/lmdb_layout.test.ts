@@ -98,40 +98,69 @@ test('malformed sets and misuse fail with a message, not a crash', async () => {
 
 const python = findPythonWithLmdb();
 
-test('sets written by Python lmdb (LMDB 0.9, data format 1) are refused with the reason, not a crash', { skip: python === undefined ? 'no python3 with lmdb and numpy' : false }, async () => {
+test('format 1 (LMDB 0.9) sets written here read back here, rows and prompts exact', async () => {
+  const path = join(tmp, 'v1');
+  const writer = LatentLmdbWriter.create(path, { rowShape, batchRows: 3, format: 1 });
+  for (let i = 0; i < 7; i++) await writer.append(row(i), `prompt ${i}`);
+  assert.equal(await writer.finish(), 7);
+  assert.equal(lmdbDataFormat(path), 1);
+  const reader = new LatentLmdbReader(path);
+  assert.equal(reader.format, 1);
+  assert.equal(reader.count, 7);
+  assert.equal(reader.prompt(6), 'prompt 6');
+  assert.deepEqual(reader.trajectory(4), f16ToF32(f32ToF16(row(4))));
+  await reader.close();
+});
+
+test('sets written by Python lmdb (upstream\'s tools: LMDB 0.9, data format 1) read here', { skip: python === undefined ? 'no python3 with lmdb and numpy' : false }, async () => {
   const theirs = join(tmp, 'from-python');
   const writeScript = `
 import lmdb, numpy as np, sys
-env = lmdb.open(sys.argv[1], map_size=1 << 24)
+env = lmdb.open(sys.argv[1], map_size=1 << 26)
 with env.begin(write=True) as txn:
-    for i in range(2):
-        txn.put(f'latents_{i}_data'.encode(), (np.arange(6, dtype=np.float32).reshape(1, 1, 1, 2, 3) * (i + 1) / 4).astype(np.float16).tobytes())
+    for i in range(300):
+        txn.put(f'latents_{i}_data'.encode(), (np.arange(6 * 3 * 4 * 2 * 2, dtype=np.float32).reshape(6, 3, 4, 2, 2) * (i + 1) / 64).astype(np.float16).tobytes())
         txn.put(f'prompts_{i}_data'.encode(), f'a blue cross moving up {i}'.encode())
-    txn.put(b'latents_shape', b'2 1 1 1 2 3')
-    txn.put(b'prompts_shape', b'2')
+    txn.put(b'latents_shape', b'300 6 3 4 2 2')
+    txn.put(b'prompts_shape', b'300')
 `;
   runPython(python!, writeScript, [theirs]);
   assert.equal(lmdbDataFormat(theirs), 1);
-  assert.throws(() => new LatentLmdbReader(theirs), /LMDB data format 1 .* reads format 2 only/);
+  const reader = new LatentLmdbReader(theirs);
+  assert.equal(reader.count, 300);
+  assert.equal(reader.prompt(217), 'a blue cross moving up 217');
+  const expected = Float32Array.from({ length: 288 }, (_, j) => (j * 218) / 64);
+  assert.deepEqual(reader.trajectory(217), f16ToF32(f32ToF16(expected)));
+  assert.deepEqual(reader.clean(217), f16ToF32(f32ToF16(expected.subarray(240))));
+  await reader.close();
 });
 
-// lmdb-js 3.x writes LMDB's data format 2; Python lmdb / LMDB 0.9 read only format 1, so upstream's
-// tools cannot open a set written here unless lmdb is rebuilt with --use_data_v1 (see the README).
-test('Python lmdb reads sets written here', { skip: python === undefined ? 'no python3 with lmdb and numpy' : false, todo: 'lmdb-js writes data format 2; needs lmdb built with --use_data_v1' }, async () => {
+test('Python lmdb + numpy read format-1 sets written here as upstream\'s LatentLMDBDataset does', { skip: python === undefined ? 'no python3 with lmdb and numpy' : false }, async () => {
   const ours = join(tmp, 'for-python');
-  const writer = LatentLmdbWriter.create(ours, { rowShape: [6, 3, 4, 2, 2] });
-  for (let i = 0; i < 3; i++) await writer.append(row(i), `p${i}`);
+  const writer = LatentLmdbWriter.create(ours, { rowShape: [6, 3, 4, 2, 2], format: 1 });
+  for (let i = 0; i < 40; i++) await writer.append(row(i), `p${i}`);
   await writer.finish();
   const readScript = `
 import lmdb, numpy as np, sys, json
 env = lmdb.open(sys.argv[1], readonly=True, lock=False)
 with env.begin() as txn:
     shape = [int(x) for x in txn.get(b'latents_shape').decode().split()]
-    row = np.frombuffer(txn.get(b'latents_2_data'), dtype=np.float16).reshape(shape[1:])
-    print(json.dumps({'shape': shape, 'prompt': txn.get(b'prompts_2_data').decode(), 'clean': row[-1].astype(np.float32).ravel().tolist()}))
+    n = int(txn.get(b'prompts_shape').decode())
+    row = np.frombuffer(txn.get(b'latents_33_data'), dtype=np.float16).reshape(shape[1:])
+    print(json.dumps({'shape': shape, 'n': n, 'entries': env.stat()['entries'], 'prompt': txn.get(b'prompts_33_data').decode(), 'clean': row[-1].astype(np.float32).ravel().tolist()}))
 `;
   const got = JSON.parse(runPython(python!, readScript, [ours]));
-  assert.deepEqual(got.shape, [3, 6, 3, 4, 2, 2]);
-  assert.equal(got.prompt, 'p2');
-  assert.deepEqual(got.clean, [...f16ToF32(f32ToF16(row(2))).subarray(5 * 48)]);
+  assert.deepEqual(got.shape, [40, 6, 3, 4, 2, 2]);
+  assert.equal(got.n, 40);
+  assert.equal(got.entries, 82);
+  assert.equal(got.prompt, 'p33');
+  assert.deepEqual(got.clean, [...f16ToF32(f32ToF16(row(33))).subarray(5 * 48)]);
+});
+
+test('format-2 sets (lmdb-js) stay unreadable to LMDB 0.9, as documented', { skip: python === undefined ? 'no python3 with lmdb and numpy' : false }, async () => {
+  const ours = join(tmp, 'v2-for-python');
+  const writer = LatentLmdbWriter.create(ours, { rowShape: [1, 1, 1, 1, 2] });
+  await writer.append(Float32Array.from([1, 2]), 'x');
+  await writer.finish();
+  assert.throws(() => runPython(python!, 'import lmdb, sys; lmdb.open(sys.argv[1], readonly=True, lock=False)', [ours]), /MDB_INVALID/);
 });
