@@ -3,16 +3,20 @@
 // reproduces; the failing input is printed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { formatPipeline, parsePipeline } from '../../grammar/index.js';
 import { hasErrors } from '../../grammar/diagnostic.js';
 import { fromRoot } from '../util/paths.js';
 import { naivePosition, withoutRanges } from './ast-walk.js';
 
-const fixtures = fromRoot('test', 'grammar', 'fixtures');
-const seeds = readdirSync(fixtures)
-  .filter((f) => f.endsWith('.cf'))
-  .map((f) => readFileSync(`${fixtures}/${f}`, 'utf8'));
+// Seeds: the grammar fixtures and the pipelines the product ships.
+const seedDirs = [fromRoot('test', 'grammar', 'fixtures'), fromRoot('pipelines')].filter((d) => existsSync(d));
+const seeds = seedDirs.flatMap((dir) =>
+  readdirSync(dir)
+    .filter((f) => f.endsWith('.cf'))
+    .sort()
+    .map((f) => readFileSync(`${dir}/${f}`, 'utf8')),
+);
 
 /** mulberry32: a small, good-enough seeded generator. */
 function random(seed: number): () => number {
