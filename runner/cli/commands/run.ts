@@ -72,6 +72,8 @@ export async function run(argv: readonly string[], io: CliIO): Promise<number> {
   const loaded = loadGraph({ file, set: values.set, use: values.use }, io);
   if (loaded === undefined) return 2;
 
+  // A reader that goes away (`cfpipe run … | head`) must not kill the run: output is dropped.
+  process.stdout.on('error', () => {});
   const width = process.stdout.columns ?? 100;
   let sink: EventSink;
   let done: () => Promise<void> = async () => {};
