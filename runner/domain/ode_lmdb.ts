@@ -20,7 +20,7 @@ export interface OdeLmdbSummary {
 export async function buildOdeLmdb(
   parts: readonly string[],
   outPath: string,
-  options: { readonly dedupePrompts?: boolean; readonly onProgress?: (rowsRead: number, rowsTotal: number) => void } = {},
+  options: { readonly dedupePrompts?: boolean; readonly format?: 1 | 2; readonly onProgress?: (rowsRead: number, rowsTotal: number) => void } = {},
 ): Promise<OdeLmdbSummary> {
   if (parts.length === 0) throw new OdeLmdbError('no trajectory shards given');
   const dedupe = options.dedupePrompts ?? true;
@@ -40,7 +40,7 @@ export async function buildOdeLmdb(
     }
   }
   const shape = rowShape!;
-  const writer = LatentLmdbWriter.create(outPath, { rowShape: shape });
+  const writer = LatentLmdbWriter.create(outPath, { rowShape: shape, format: options.format ?? 2 });
   const seen = new Set<string>();
   let dropped = 0;
   let read = 0;

@@ -78,3 +78,10 @@ export function domainFromParams(kind: string, params: Params, geometry: { frame
     throw new KindError(`${kind}: ${(error as Error).message}`);
   }
 }
+
+/** `lmdb_format`: 2 (lmdb-js, what cfpipe's own stages read; default) or 1 (LMDB 0.9, for upstream's Python tools). */
+export function lmdbFormatParam(kind: string, params: Params): 1 | 2 {
+  const v = params.lmdb_format ?? 2;
+  if (v !== 1 && v !== 2) throw new KindError(`${kind}: \`lmdb_format\` must be 1 (LMDB 0.9, upstream's Python tools) or 2 (lmdb-js), got ${JSON.stringify(v)}`);
+  return v;
+}

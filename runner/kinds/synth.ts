@@ -10,13 +10,14 @@
 //            prompts DMD trains on and inference samples, so eval compares like with like.
 // The clip geometry follows the optional config's model_kwargs (see domain/params.ts). Clip i
 // of a split depends only on (seed, split, i), so a bigger set extends a smaller one.
+// `lmdb_format = 1` writes LMDB 0.9's format, for upstream's Python tools (default 2: lmdb-js).
 
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { clip, type DomainConfig, type Split } from '../domain/clips.js';
 import { LatentLmdbWriter } from '../domain/lmdb_layout.js';
 import { writePrompts } from '../domain/prompts_file.js';
-import { domainFromParams, geometryFromConfig, intParam } from '../domain/params.js';
+import { domainFromParams, geometryFromConfig, intParam, lmdbFormatParam } from '../domain/params.js';
 import type { SpaceToDepthVae } from '../domain/vae.js';
 import { KindError, type KindContext, type StageKind } from './types.js';
 
@@ -26,10 +27,10 @@ function outputPath(ctx: KindContext, name: string): string {
   return path;
 }
 
-async function writeSplit(ctx: KindContext, path: string, domain: DomainConfig, vae: SpaceToDepthVae, split: Split, count: number, done: { n: number }, total: number): Promise<string[]> {
+async function writeSplit(ctx: KindContext, path: string, domain: DomainConfig, vae: SpaceToDepthVae, split: Split, count: number, done: { n: number }, total: number, format: 1 | 2): Promise<string[]> {
   mkdirSync(dirname(path), { recursive: true });
   const [f, c, h, w] = vae.latentShape(domain.frames, domain.height, domain.width);
-  const writer = LatentLmdbWriter.create(path, { rowShape: [1, f, c, h, w] });
+  const writer = LatentLmdbWriter.create(path, { rowShape: [1, f, c, h, w], format });
   const prompts: string[] = [];
   try {
     for (let i = 0; i < count; i++) {
@@ -61,10 +62,11 @@ export const kind: StageKind = {
       `synth: ${clips} training + ${heldout} held-out clips of ${domain.frames}x${domain.height}x${domain.width} RGB → latents [${vae.latentShape(domain.frames, domain.height, domain.width).join(', ')}]; ` +
         `${domain.colors.length} colours x ${domain.shapes.length} shapes x ${domain.directions.length} directions`,
     );
+    const format = lmdbFormatParam('synth', params);
     const done = { n: 0 };
     const total = clips + heldout;
-    await writeSplit(ctx, outputPath(ctx, 'latents'), domain, vae, 'train', clips, done, total);
-    const heldoutPrompts = await writeSplit(ctx, outputPath(ctx, 'heldout'), domain, vae, 'heldout', heldout, done, total);
+    await writeSplit(ctx, outputPath(ctx, 'latents'), domain, vae, 'train', clips, done, total, format);
+    const heldoutPrompts = await writeSplit(ctx, outputPath(ctx, 'heldout'), domain, vae, 'heldout', heldout, done, total, format);
     const promptsPath = outputPath(ctx, 'prompts');
     mkdirSync(dirname(promptsPath), { recursive: true });
     writePrompts(promptsPath, heldoutPrompts);
