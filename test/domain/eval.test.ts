@@ -11,8 +11,8 @@ const set = (split: 'train' | 'heldout', n: number): LabelledVideo[] =>
     const c = clip(cfg, split, i);
     return { prompt: c.prompt, video: c.video };
   });
-const train = set('train', 80);
-const heldout = set('heldout', 80);
+const train = set('train', 60);
+const heldout = set('heldout', 60);
 
 test('real clips: adherence 1 on colour, shape and direction (bounces included); consistent and smooth', () => {
   const m = evaluateVideos(train, heldout);
@@ -38,9 +38,9 @@ function noiseVideo(seed: number): RgbVideo {
 }
 
 test('noise scores low on adherence and far in Fréchet distance', () => {
-  const noise = heldout.slice(0, 40).map((v, i) => ({ prompt: v.prompt, video: noiseVideo(i) }));
+  const noise = heldout.slice(0, 30).map((v, i) => ({ prompt: v.prompt, video: noiseVideo(i) }));
   const m = evaluateVideos(noise, heldout);
-  const real = evaluateVideos(train.slice(0, 40), heldout);
+  const real = evaluateVideos(train.slice(0, 30), heldout);
   assert.ok(m.generated.adherence.all <= 0.1, `all ${m.generated.adherence.all}`);
   assert.ok(m.generated.adherence.color <= 0.4, `colour ${m.generated.adherence.color}`);
   assert.ok(m.generated.temporal.smooth <= 0.2, `smooth ${m.generated.temporal.smooth}`);
