@@ -178,7 +178,7 @@ function memberDraft(info: StageInfo, spec: StageKindSpec, index: number | undef
     publishes: [],
   };
 
-  const allowed = [
+  const allowed = (): string[] => [
     ...Object.keys(spec.inputs),
     ...Object.keys(spec.params),
     ...Object.keys(RESOURCE_PROPERTIES),
@@ -216,7 +216,7 @@ function memberDraft(info: StageInfo, spec: StageKindSpec, index: number | undef
         for (const source of resolved.sources) if (source.kind === 'task') draft.edges.push({ to: source.task, range: item.value.range });
       }
     } else {
-      const help = didYouMean(name, allowed).help ?? `a \`${spec.name}\` stage takes ${allowed.map((a) => `\`${a}\``).join(', ')}`;
+      const help = didYouMean(name, allowed()).help ?? `a \`${spec.name}\` stage takes ${allowed().map((a) => `\`${a}\``).join(', ')}`;
       diagnostics.error('unknown-property', `a \`${spec.name}\` stage has no property \`${name}\``, item.name.range, { help });
     }
   }
