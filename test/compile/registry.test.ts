@@ -32,7 +32,8 @@ test('every upstream config key is declared', () => {
 });
 
 test('the stage kinds of the issue are declared, and train knows each trainer', () => {
-  assert.deepEqual(kindNames().sort(), ['eval', 'exec', 'fetch', 'infer', 'lmdb_build', 'merge', 'ode_pairs', 'report', 'synth', 'train']);
+  const issued = ['eval', 'exec', 'fetch', 'infer', 'lmdb_build', 'merge', 'ode_pairs', 'report', 'synth', 'train'];
+  assert.deepEqual(issued.filter((k) => !kindNames().includes(k)), []);
   assert.deepEqual(Object.keys(getKind('train')!.trainerInputs!).sort(), [...TRAINER_NAMES].sort());
 });
 
