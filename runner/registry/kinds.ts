@@ -161,6 +161,26 @@ export const STAGE_KINDS: { readonly [name: string]: StageKindSpec } = {
       launcher: param({ kind: 'string', oneOf: ['local', 'torchrun', 'slurm'] }, 'how the command is started', 'local'),
       nproc_per_node: param(int, 'processes per node (torchrun)', 1),
       nnodes: param(int, 'nodes (torchrun, slurm)', 1),
+      rdzv_endpoint: param(str, 'host:port of the c10d rendezvous (torchrun, several nodes)'),
+      rdzv_id: param(str, 'rendezvous id (torchrun)'),
+      slurm: param({ kind: 'map' }, 'sbatch settings: partition, time, gpus, cpus_per_task, mem, account, qos, ... (launcher slurm)'),
+    },
+  },
+  steps: {
+    name: 'steps',
+    // The runner's own resumable test kind (runner/kinds/steps.ts): a real step-wise computation
+    // whose result depends on every step, checkpointed atomically with a checksum.
+    doc: 'a deterministic step-wise computation with checkpoints (tests resume and crash safety)',
+    inputs: {},
+    outputs: { out: output('file', 'the result: a JSON header line, then output_bytes of derived bytes') },
+    openInputs: true,
+    params: {
+      n: param(int, 'steps to compute', 10),
+      checkpoint_every: param(int, 'steps between checkpoints', 1, false),
+      work: param(int, 'logistic-map iterations per step (step cost)', 1000),
+      width: param(int, 'size of the state vector', 64),
+      seed: param(int, 'seed of the initial state', 0),
+      output_bytes: param(int, 'extra bytes written after the header', 0),
     },
   },
   report: {
