@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "cpu/attention.h"
 #include "cpu/gemm.h"
 #include "cpu/thread_pool.h"
 
@@ -20,64 +21,12 @@ namespace {
 
 constexpr int64_t kGrain = 16384;  // elements per chunk below which element-wise ops stay serial
 
-// Contiguous key ranges a query may see under a mask (at most two), derived from attn_allowed.
-struct KeyRanges {
-  int64_t lo[2] = {0, 0}, hi[2] = {0, 0};
-  int count = 0;
-};
-
-KeyRanges key_ranges(const AttnMask& m, int64_t i, int64_t Tk) {
-  KeyRanges r;
-  auto push = [&](int64_t lo, int64_t hi) {
-    lo = std::max<int64_t>(0, lo);
-    hi = std::min(Tk, hi);
-    if (hi > lo) {
-      r.lo[r.count] = lo;
-      r.hi[r.count] = hi;
-      ++r.count;
-    }
-  };
-  switch (m.kind) {
-    case MaskKind::full:
-      push(0, Tk);
-      break;
-    case MaskKind::block_causal:
-      push(0, ((i + m.q_offset) / m.block_tokens + 1) * m.block_tokens);
-      break;
-    case MaskKind::teacher_forcing: {
-      const int64_t L = m.half_tokens, bt = m.block_tokens;
-      if (i < L) {
-        push(0, std::min(L, (i / bt + 1) * bt));
-      } else {
-        const int64_t b = (i - L) / bt;
-        push(0, std::min(L, b * bt));
-        push(L + b * bt, L + std::min(L, (b + 1) * bt));
-      }
-      break;
-    }
-  }
-  return r;
-}
-
 template <class T>
 inline double dotd(const T* a, const T* b, int64_t n) {
   double s = 0;
   for (int64_t i = 0; i < n; ++i) s += double(a[i]) * double(b[i]);
   return s;
 }
-
-// Float dot product with 8 independent float lanes in a fixed order (vectorisable), used in the
-// attention inner loops; the double path keeps full precision.
-inline float fast_dot(const float* a, const float* b, int64_t n) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
-  float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-  for (; i < n; ++i) s += a[i] * b[i];
-  return s;
-}
-inline double fast_dot(const double* a, const double* b, int64_t n) { return dotd(a, b, n); }
 
 template <class T>
 class CpuBackend final : public Backend<T> {
@@ -397,88 +346,16 @@ class CpuBackend final : public Backend<T> {
     });
   }
 
-  // ---- attention ----
+  // ---- attention (kernels in cpu/attention.cpp) ----
   void attention_forward(T* out, T* lse, const T* q, const T* k, const T* v, const AttnShape& sh,
                          const AttnMask& mask, double scale) override {
     check_mask(sh, mask);
-    const int64_t D = sh.H * sh.hd, hd = sh.hd, Tq = sh.Tq, Tk = sh.Tk, kvs = sh.kv_stride();
-    // Tasks = (b, h, query); each writes its own output row slice.
-    pool_.parallel_for(sh.B * sh.H * Tq, 8, [&](int64_t t0, int64_t t1) {
-      std::vector<T> p(static_cast<size_t>(Tk));
-      std::vector<double> acc(static_cast<size_t>(hd));
-      for (int64_t task = t0; task < t1; ++task) {
-        const int64_t i = task % Tq, h = (task / Tq) % sh.H, b = task / (Tq * sh.H);
-        const T* qi = q + (b * Tq + i) * D + h * hd;
-        const T* kb = k + b * kvs * D + h * hd;
-        const T* vb = v + b * kvs * D + h * hd;
-        T* oi = out + (b * Tq + i) * D + h * hd;
-        const KeyRanges kr = key_ranges(mask, i, Tk);
-        T mx = -std::numeric_limits<T>::infinity();
-        for (int r = 0; r < kr.count; ++r)
-          for (int64_t j = kr.lo[r]; j < kr.hi[r]; ++j) {
-            const T s = static_cast<T>(scale) * fast_dot(qi, kb + j * D, hd);
-            p[static_cast<size_t>(j)] = s;
-            mx = std::max(mx, s);
-          }
-        T* lse_i = lse + (b * sh.H + h) * Tq + i;
-        if (kr.count == 0) {
-          std::fill(oi, oi + hd, T(0));
-          *lse_i = -std::numeric_limits<T>::infinity();
-          continue;
-        }
-        double sum = 0;
-        std::fill(acc.begin(), acc.end(), 0.0);
-        for (int r = 0; r < kr.count; ++r)
-          for (int64_t j = kr.lo[r]; j < kr.hi[r]; ++j) {
-            const T e = std::exp(p[static_cast<size_t>(j)] - mx);
-            sum += e;
-            const T* vj = vb + j * D;
-            for (int64_t d = 0; d < hd; ++d) acc[static_cast<size_t>(d)] += double(e) * vj[d];
-          }
-        for (int64_t d = 0; d < hd; ++d) oi[d] = static_cast<T>(acc[static_cast<size_t>(d)] / sum);
-        *lse_i = static_cast<T>(double(mx) + std::log(sum));
-      }
-    });
+    cpu_attention_forward<T>(pool_, attn_scratch_, out, lse, q, k, v, sh, mask, scale);
   }
   void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k, const T* v, const T* out,
                           const T* lse, const AttnShape& sh, const AttnMask& mask, double scale) override {
     check_mask(sh, mask);
-    const int64_t D = sh.H * sh.hd, hd = sh.hd, Tq = sh.Tq, Tk = sh.Tk, kvs = sh.kv_stride();
-    // Tasks = (b, h): the dk/dv slices of one head are written by one task only.
-    pool_.parallel_for(sh.B * sh.H, 1, [&](int64_t t0, int64_t t1) {
-      std::vector<T> dqi(static_cast<size_t>(hd));
-      for (int64_t task = t0; task < t1; ++task) {
-        const int64_t h = task % sh.H, b = task / sh.H;
-        const T* kb = k + b * kvs * D + h * hd;
-        const T* vb = v + b * kvs * D + h * hd;
-        T* dkb = dk ? dk + b * kvs * D + h * hd : nullptr;
-        T* dvb = dv ? dv + b * kvs * D + h * hd : nullptr;
-        for (int64_t i = 0; i < Tq; ++i) {
-          const T l = lse[(b * sh.H + h) * Tq + i];
-          if (std::isinf(l)) continue;  // the query saw no key
-          const T* qi = q + (b * Tq + i) * D + h * hd;
-          const T* doi = dout + (b * Tq + i) * D + h * hd;
-          const T* oi = out + (b * Tq + i) * D + h * hd;
-          const T Di = static_cast<T>(dotd(doi, oi, hd));
-          std::fill(dqi.begin(), dqi.end(), T(0));
-          const KeyRanges kr = key_ranges(mask, i, Tk);
-          for (int r = 0; r < kr.count; ++r)
-            for (int64_t j = kr.lo[r]; j < kr.hi[r]; ++j) {
-              const T pij = std::exp(static_cast<T>(scale) * fast_dot(qi, kb + j * D, hd) - l);
-              const T dp = fast_dot(doi, vb + j * D, hd);
-              const T ds = pij * (dp - Di) * static_cast<T>(scale);
-              const T* kj = kb + j * D;
-              for (int64_t d = 0; d < hd; ++d) dqi[static_cast<size_t>(d)] += ds * kj[d];
-              if (dkb)
-                for (int64_t d = 0; d < hd; ++d) dkb[j * D + d] += ds * qi[d];
-              if (dvb)
-                for (int64_t d = 0; d < hd; ++d) dvb[j * D + d] += pij * doi[d];
-            }
-          T* dqo = dq + (b * Tq + i) * D + h * hd;
-          for (int64_t d = 0; d < hd; ++d) dqo[d] += dqi[static_cast<size_t>(d)];
-        }
-      }
-    });
+    cpu_attention_backward<T>(pool_, attn_scratch_, dq, dk, dv, dout, q, k, v, out, lse, sh, mask, scale);
   }
 
   // ---- embeddings ----
@@ -581,6 +458,7 @@ class CpuBackend final : public Backend<T> {
   }
 
   ThreadPool pool_;
+  AttentionScratch attn_scratch_;
 };
 
 }  // namespace
