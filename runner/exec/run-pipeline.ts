@@ -171,8 +171,20 @@ export async function runPipeline(graph: TaskGraph, options: RunOptions): Promis
     }
     for (const task of toRun) await stopOrphan(states.get(task.id)!);
     void running;
+    // Two tasks with the same effective key compute the same thing: run the first, and let the
+    // others wait for it and then take its result (they would otherwise share a work dir).
+    const firstWithKey = new Map<string, string>();
+    const scheduledTasks = toRun.map((task) => {
+      const key = states.get(task.id)!.key.key;
+      const first = firstWithKey.get(key);
+      if (first === undefined) {
+        firstWithKey.set(key, task.id);
+        return task;
+      }
+      return { ...task, deps: [...task.deps, first] };
+    });
 
-    const scheduled = await schedule(toRun, {
+    const scheduled = await schedule(scheduledTasks, {
       cpus: options.jobs ?? detectCpus(),
       gpus,
       keepGoing: options.keepGoing ?? false,
@@ -181,6 +193,10 @@ export async function runPipeline(graph: TaskGraph, options: RunOptions): Promis
       skipped: (task, reason) => emit({ type: 'task-skipped', id: task.id, reason }),
       attempt: async (task, attempt, gpuIds) => {
         const info = states.get(task.id)!;
+        if (firstWithKey.get(info.key.key) !== task.id) {
+          emit({ type: 'task-cached', id: task.id });
+          return 'done';
+        }
         const previous = attempt === 1 ? info.record : store.tasks.get(info.key.key);
         let outcome: AttemptOutcome;
         try {

@@ -5,11 +5,22 @@
 // Every task is an `exec` stage copying one small input file to its output.
 
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeGraph } from '../runner/fixtures/graphs.js';
-import { runGraphJs } from '../runner/fixtures/harness.js';
+import { fromRoot } from '../util/paths.js';
+
+// Run from a private copy of the compiled runner, so a rebuild of dist/ in the working tree
+// during a long benchmark cannot hand a starting worker a half-written module.
+function snapshotDist(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'cfpipe-bench-dist-'));
+  cpSync(fromRoot('dist'), join(dir, 'dist'), { recursive: true });
+  cpSync(fromRoot('package.json'), join(dir, 'package.json'));
+  symlinkSync(fromRoot('node_modules'), join(dir, 'node_modules'));
+  return join(dir, 'dist', 'test', 'runner', 'fixtures', 'run-graph.js');
+}
+const runGraphJs = snapshotDist();
 
 const arg = (name: string, fallback: string): number[] => {
   const i = process.argv.indexOf(name);

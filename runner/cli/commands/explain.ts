@@ -35,10 +35,32 @@ export function flatten(value: Value | undefined, prefix = '', out = new Map<str
   return out;
 }
 
+/** The compiler lists inputs as [{ name, sources }]: key them by name so they diff per input. */
+function byInputName(parts: { readonly [k: string]: Value }): { readonly [k: string]: Value } {
+  const inputs = parts.inputs;
+  if (!Array.isArray(inputs) || !inputs.every((i) => i !== null && typeof i === 'object' && !Array.isArray(i) && typeof (i as { name?: unknown }).name === 'string')) return parts;
+  const named: Record<string, Value> = {};
+  for (const input of inputs as { name: string; sources?: Value }[]) named[input.name] = input.sources ?? null;
+  return { ...parts, inputs: named };
+}
+
+/** Upstream sources as short keys or paths: `key 1a2b3c4d5e6f`, several joined by commas. */
+function formatSources(value: Value | undefined): string {
+  if (!Array.isArray(value)) return formatValue(value);
+  return value
+    .map((s) => {
+      const src = s as { task?: string; path?: string; digest?: string };
+      if (typeof src.task === 'string') return `key ${src.task.slice(0, 12)}`;
+      if (typeof src.path === 'string') return src.path;
+      return JSON.stringify(s);
+    })
+    .join(', ');
+}
+
 /** One line per difference, upstream and provided inputs phrased as inputs. */
 export function keyDiff(before: { readonly [k: string]: Value }, now: { readonly [k: string]: Value }): string[] {
-  const a = flatten(before);
-  const b = flatten(now);
+  const a = flatten(byInputName(before));
+  const b = flatten(byInputName(now));
   const lines: string[] = [];
   for (const path of [...new Set([...a.keys(), ...b.keys()])].sort()) {
     const x = a.get(path);
@@ -46,7 +68,13 @@ export function keyDiff(before: { readonly [k: string]: Value }, now: { readonly
     if (JSON.stringify(x) === JSON.stringify(y)) continue;
     const upstream = /^upstream\.(.+)$/.exec(path);
     const provided = /^provided\.(.+)$/.exec(path);
-    if (upstream) lines.push(`input ${upstream[1]} changed (upstream key ${formatValue(x)} → ${formatValue(y)})`);
+    const input = /^inputs\.(.+)$/.exec(path);
+    if (input) lines.push(`input ${input[1]} changed (upstream ${formatSources(x)} → ${formatSources(y)})`);
+    else if (upstream) {
+      // The compiler's `inputs` part already names this change; say it once.
+      const name = upstream[1]!.replace(/\[.*$/, '');
+      if (!a.has(`inputs.${name}`) && !b.has(`inputs.${name}`)) lines.push(`input ${upstream[1]} changed (upstream key ${formatValue(x)} → ${formatValue(y)})`);
+    }
     else if (provided) lines.push(`input ${provided[1]} changed (file contents differ)`);
     else lines.push(`${path}: ${formatValue(x)} → ${formatValue(y)}`);
   }
