@@ -1,0 +1,35 @@
+// The CUDA backend of the native engine: every op of core/backend.h as kernels on one CUDA
+// stream, memory from cudaMalloc (never managed memory). Plain C++ header: code that includes it
+// needs no nvcc, only a link against the cfpipe_cuda library (built where nvcc exists).
+//
+// Precision and determinism: fp32 storage and arithmetic; reductions (sums over rows, columns,
+// norms, the scalar reductions) accumulate in double in a fixed order with no float atomics, so
+// two runs with the same inputs are bitwise identical on the same GPU. GEMMs go through cuBLASLt
+// (fp32 compute, one algorithm per shape chosen once) when the library was found at build time,
+// otherwise through our tiled kernel; both give every output element one fixed summation order.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "core/backend.h"
+
+namespace cfp {
+
+// Usable CUDA devices; 0 when there is no driver or no device, with the reason in *why (if given).
+// Never throws.
+int cuda_device_count(std::string* why = nullptr);
+
+// The CUDA backend on `device` (0-based). Throws cfp::Error when the device cannot be used.
+std::unique_ptr<Backend<float>> make_cuda_backend(int device = 0);
+
+// The GEMM engine compiled in: "cublaslt" or "tiled".
+const char* cuda_gemm_engine();
+
+// Waits for all work queued by `backend` (a CUDA backend) to finish; a no-op for other backends.
+// Benchmarks call it before reading a timer.
+void cuda_synchronize(Backend<float>& backend);
+
+// The device's name, e.g. "NVIDIA H200" (empty when unavailable).
+std::string cuda_device_name(int device = 0);
+
+}  // namespace cfp
