@@ -10,10 +10,9 @@ import { createInterface } from 'node:readline';
 import { HubServer } from './hub_server.js';
 import { LFS_SIZE, modelFiles, testRepos } from './fixtures.js';
 import { fromRoot } from '../util/paths.js';
+import { WRITE_CHUNK } from '../../runner/fetch/download.js';
 
 const child = fromRoot('dist', 'test', 'fetch', 'fetch_child.js');
-/** The largest chunk the downloader writes at once: one socket read (Node reads up to 64 KiB). */
-const WRITE_CHUNK = 64 * 1024;
 
 interface ChildRun {
   code: number | null;
