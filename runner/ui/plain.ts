@@ -1,5 +1,6 @@
 // The line renderer for logs and CI (stdout not a TTY): one line per thing that happened, no
-// cursor movement, progress only at each 10% and at most every 10 s per task.
+// cursor movement, progress only at each 10% and at most every 10 s per task, checkpoints at
+// most every 10 s per task.
 
 import type { EventSink, RunEvent } from '../events.js';
 import { eta, fit, formatBytes, formatDuration, formatMetrics } from './format.js';
@@ -15,6 +16,7 @@ interface TaskProgress {
   firstStep: number | undefined;
   lastDecile: number;
   lastPrinted: number;
+  lastCheckpointPrinted: number;
 }
 
 export function plainSink(out: NodeJS.WritableStream, options: PlainOptions): EventSink {
@@ -42,7 +44,7 @@ export function plainSink(out: NodeJS.WritableStream, options: PlainOptions): Ev
         line('cached', event.id);
         break;
       case 'task-started':
-        progress.set(event.id, { startedAt: event.time, firstStep: undefined, lastDecile: -1, lastPrinted: 0 });
+        progress.set(event.id, { startedAt: event.time, firstStep: undefined, lastDecile: -1, lastPrinted: 0, lastCheckpointPrinted: 0 });
         line('start', event.id, `${event.attempt > 1 ? `attempt ${event.attempt} ` : ''}${event.resumeFrom !== undefined ? `from step ${event.resumeFrom} ` : ''}on ${event.device}`);
         break;
       case 'task-progress': {
@@ -58,9 +60,14 @@ export function plainSink(out: NodeJS.WritableStream, options: PlainOptions): Ev
         line('progress', event.id, `${event.step}/${event.total} ${pct}${left !== undefined && !options.noTimes ? ` eta ${formatDuration(left)}` : ''} ${formatMetrics(event.metrics)}`.trimEnd());
         break;
       }
-      case 'task-checkpoint':
+      case 'task-checkpoint': {
+        // The first checkpoint, then at most one line per 10 s per task (frequent checkpoints would flood CI logs).
+        const p = progress.get(event.id);
+        if (p !== undefined && p.lastCheckpointPrinted !== 0 && event.time - p.lastCheckpointPrinted < 10_000) break;
+        if (p !== undefined) p.lastCheckpointPrinted = event.time;
         line('ckpt', event.id, `step ${event.step}`);
         break;
+      }
       case 'task-output':
         line('output', event.id, `${event.output} ${formatBytes(event.size)}${event.publish ? ` → ${event.publish}` : ''}`);
         break;
