@@ -34,7 +34,9 @@ export function plainSink(out: NodeJS.WritableStream, options: PlainOptions): Ev
         nameWidth = Math.min(24, Math.max(8, ...event.tasks.map((t) => t.id.length)));
         const toRun = event.tasks.filter((t) => t.willRun).length;
         out.write(fit(`cfpipe run ${event.pipeline}: ${total} task${total === 1 ? '' : 's'}, ${total - toRun} cached, ${toRun} to run`, options.width) + '\n');
-        for (const t of event.tasks) if (t.willRun && t.state === 'resumable') line('resume', t.id, t.reason);
+        // A dry run lists every task with its state and reason; a real run names only resumptions.
+        if (event.runId === 'dry-run') for (const t of event.tasks) line(t.state, t.id, t.reason);
+        else for (const t of event.tasks) if (t.willRun && t.state === 'resumable') line('resume', t.id, t.reason);
         break;
       }
       case 'lock-wait':
