@@ -233,11 +233,37 @@ TileKeys tile_keys(const AttnMask& mask, int64_t i, int64_t Tk) {
   return t;
 }
 
-// Bt[d * ldb + j] = X[j * ldx + d] for j < Tk, zero for Tk <= j < ldb.
+// Bt[d * ldb + j] = X[j * ldx + d] for j < Tk, zero for Tk <= j < ldb (hd a multiple of 8):
+// 8x8 blocks transposed in registers.
 void transpose_keys(float* Bt, int64_t ldb, const float* X, int64_t ldx, int64_t Tk, int64_t hd) {
+  int64_t j0 = 0;
+  for (; j0 + 8 <= Tk; j0 += 8)
+    for (int64_t d0 = 0; d0 < hd; d0 += 8) {
+      const float* x = X + j0 * ldx + d0;
+      const __m256 r0 = _mm256_loadu_ps(x), r1 = _mm256_loadu_ps(x + ldx), r2 = _mm256_loadu_ps(x + 2 * ldx),
+                   r3 = _mm256_loadu_ps(x + 3 * ldx), r4 = _mm256_loadu_ps(x + 4 * ldx),
+                   r5 = _mm256_loadu_ps(x + 5 * ldx), r6 = _mm256_loadu_ps(x + 6 * ldx),
+                   r7 = _mm256_loadu_ps(x + 7 * ldx);
+      const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
+                   t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+                   t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+      const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
+                   u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
+                   u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+                   u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+      float* b = Bt + d0 * ldb + j0;
+      _mm256_storeu_ps(b, _mm256_permute2f128_ps(u0, u4, 0x20));
+      _mm256_storeu_ps(b + ldb, _mm256_permute2f128_ps(u1, u5, 0x20));
+      _mm256_storeu_ps(b + 2 * ldb, _mm256_permute2f128_ps(u2, u6, 0x20));
+      _mm256_storeu_ps(b + 3 * ldb, _mm256_permute2f128_ps(u3, u7, 0x20));
+      _mm256_storeu_ps(b + 4 * ldb, _mm256_permute2f128_ps(u0, u4, 0x31));
+      _mm256_storeu_ps(b + 5 * ldb, _mm256_permute2f128_ps(u1, u5, 0x31));
+      _mm256_storeu_ps(b + 6 * ldb, _mm256_permute2f128_ps(u2, u6, 0x31));
+      _mm256_storeu_ps(b + 7 * ldb, _mm256_permute2f128_ps(u3, u7, 0x31));
+    }
   for (int64_t d = 0; d < hd; ++d) {
     float* row = Bt + d * ldb;
-    for (int64_t j = 0; j < Tk; ++j) row[j] = X[j * ldx + d];
+    for (int64_t j = j0; j < Tk; ++j) row[j] = X[j * ldx + d];
     std::fill(row + Tk, row + ldb, 0.0f);
   }
 }
@@ -444,7 +470,7 @@ void forward_avx(ThreadPool& pool, AttentionScratch& scratch, float* out, float*
           }
           const float l = hsum(sum);
           inv[rr] = l;
-          lse_t[rr] = static_cast<float>(double(m) + std::log(double(l)));
+          lse_t[rr] = m + std::log(l);
         }
         tile_pv(S, lds, tk, vb, D, hd, O, R4);
         for (int64_t rr = 0; rr < R; ++rr) {
