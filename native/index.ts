@@ -206,6 +206,146 @@ export interface ModelForwardOptions {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Training and sampling (core/trainer.h, binding/train.cpp, binding/sample.cpp)
+
+export type TrainerName = 'diffusion' | 'ode' | 'consistency_distillation' | 'score_distillation';
+
+/** A weights file and the tensor-name prefix to read (default: generator., then generator_ema., then bare names). */
+export type WeightsSource = string | { path: string; prefix?: string };
+
+export interface TrainData {
+  /** Rows (latents, trajectories, or prompts for DMD). */
+  count: number;
+  /** Trajectory slots S (ode: S = denoisingSteps.length + 2); 1 otherwise. */
+  slots?: number;
+  /** Latents [count, F, C, H, W] or trajectories [count, S, F, C, H, W]; not used by score_distillation. */
+  samples?: Float32Array;
+  /** Text embeddings [count, textLen, textDim], one per row. */
+  text: Float32Array;
+  /** The negative prompt's embedding [textLen, textDim] (CD teacher and DMD real score CFG). */
+  textUncond?: Float32Array;
+}
+
+export interface TrainOptions {
+  trainer: TrainerName;
+  /** The trained network; framesPerBlock is num_frame_per_block. */
+  config: ModelConfigInput;
+  /** diffusion: teacher forcing (the AR teacher); otherwise plain flow matching under `causal` ? block-causal : full mask. */
+  teacherForcing?: boolean;
+  causal?: boolean;
+  /** Total optimizer steps; a resumed run continues up to this count. */
+  steps: number;
+  batch?: number;
+  seed?: number;
+  lr?: number;
+  beta1?: number;
+  beta2?: number;
+  weightDecay?: number;
+  lrCritic?: number;
+  beta1Critic?: number;
+  beta2Critic?: number;
+  weightDecayCritic?: number;
+  maxGradNorm?: number;
+  maxGradNormCritic?: number;
+  emaWeight?: number;
+  /** First step with an EMA (diffusion, ode, DMD); consistency distillation's EMA target starts at 0. */
+  emaStartStep?: number;
+  dfakeGenUpdateRatio?: number;
+  /** model_kwargs.timestep_shift: the generator's training grid. */
+  timestepShift?: number;
+  /** Grid of the DMD scores' x0 conversion (upstream's wrapper default 8). */
+  scoreTimestepShift?: number;
+  /** timestep_shift: the DMD/critic timestep draw. */
+  dmdTimestepShift?: number;
+  /** Warped few-step list (ode, DMD), e.g. [1000, 937.5, 833.33, 625]. */
+  denoisingSteps?: readonly number[];
+  guidanceScale?: number;
+  /** discrete_cd_N. */
+  cdSteps?: number;
+  contextNoise?: number;
+  bf16Timesteps?: boolean;
+  init?: WeightsSource;
+  teacher?: WeightsSource;
+  realScore?: WeightsSource;
+  fakeScore?: WeightsSource;
+  data: TrainData;
+  workDir?: string;
+  resume?: boolean;
+  checkpointEvery?: number;
+  keepCheckpoints?: number;
+  progressEvery?: number;
+  /** CPU threads (0: all cores); results do not depend on it. */
+  threads?: number;
+  /** Final weights: generator.* and, when the EMA is active, generator_ema.* (a checked safetensors file). */
+  outputPath?: string;
+  outputMetadata?: Readonly<Record<string, string>>;
+}
+
+export interface TrainResult {
+  step: number;
+  cancelled: boolean;
+  /** Last loss (DMD: the critic's). */
+  loss: number;
+  generatorLoss: number;
+  emaActive: boolean;
+  params: number;
+  /** Wall time of this call's steps. */
+  seconds: number;
+  resumedFrom?: number;
+  checkpoint?: string;
+  outputPath?: string;
+}
+
+export type SampleMode = 'few_step' | 'many_step' | 'ode';
+
+export interface SampleOptions {
+  mode: SampleMode;
+  config: ModelConfigInput;
+  weights: WeightsSource;
+  count: number;
+  /** Rows per batch (default 1). */
+  batch?: number;
+  seed?: number;
+  /** Noise stream per row (default 0..count-1): a batch starting at row r uses stream rowIds[r]. */
+  rowIds?: readonly number[];
+  threads?: number;
+  /** [count, textLen, textDim] */
+  text: Float32Array;
+  /** [textLen, textDim]: needed for CFG (many_step, ode). */
+  textUncond?: Float32Array;
+  /** The generator grid's shift (model_kwargs.timestep_shift). */
+  timestepShift?: number;
+  /** few_step: the warped step list, an optional one for block 0, the cache-write timestep. */
+  steps?: readonly number[];
+  firstBlockSteps?: readonly number[];
+  contextNoise?: number;
+  /** many_step / ode */
+  numSteps?: number;
+  shift?: number;
+  guidance?: number;
+  solver?: 'unipc' | 'euler';
+  /** ode: clean clips [count, F, C, H, W], snapshot steps, and the integration mode. */
+  clean?: Float32Array;
+  snapshots?: readonly number[];
+  odeMode?: 'blockwise_kv' | 'full';
+}
+
+export interface SampleResult {
+  cancelled: boolean;
+  /** [count, F, C, H, W] latents, or [count, S, F, C, H, W] trajectories (ode). */
+  output?: Float32Array;
+  /** Per row: network calls of its batch (each call processes the whole batch). */
+  calls?: Float32Array;
+  denoiseCalls?: Float32Array;
+  /** Per row: its share of the batch's generation time, and the batch's first-block latency. */
+  seconds?: Float32Array;
+  firstBlockSeconds?: Float32Array;
+  totalSeconds?: number;
+  /** Latent frames generated per second (no decoding). */
+  framesPerSecond?: number;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Errors and engine information
 
 export type NativeErrorCode = 'CFP_NATIVE' | 'CFP_NATIVE_OOM' | 'CFP_NATIVE_UNEXPECTED' | 'CFP_INVALID_ARGUMENT';
@@ -258,6 +398,8 @@ export interface NativeAddon {
   modelParamTable(config: ModelConfigInput): ParamTable;
   initModelWeights(config: ModelConfigInput, seed: number): Float32Array;
   modelForward(options: ModelForwardOptions, onProgress?: (progress: JobProgress) => void): NativeJob<Float32Array | null>;
+  train(options: TrainOptions, onProgress?: (progress: JobProgress) => void): NativeJob<TrainResult>;
+  sample(options: SampleOptions, onProgress?: (progress: JobProgress) => void): NativeJob<SampleResult>;
 }
 
 /** A started native job. */
@@ -426,3 +568,15 @@ export function weightTensors(table: ParamTable, params: Float32Array, prefix: s
 /** One full-sequence forward (the flow prediction) on a native thread; null when cancelled first. */
 export const modelForward = (options: ModelForwardOptions, jobOptions: JobOptions = {}): Promise<Float32Array | null> =>
   runJob((onProgress) => loadNative().modelForward(options, onProgress), jobOptions);
+
+/**
+ * Trains with one of the four upstream trainers on a native thread (core/trainer.h): checkpoints
+ * every `checkpointEvery` steps in `workDir`, resumes from the newest valid one with `resume`,
+ * stops at the next step when `signal` aborts (checkpoint first; resolves with cancelled: true).
+ */
+export const train = (options: TrainOptions, jobOptions: JobOptions = {}): Promise<TrainResult> =>
+  runJob((onProgress) => loadNative().train(options, onProgress), jobOptions);
+
+/** Few-step (students), many-step CFG (teachers) or causal-ODE (ode pairs) generation on a native thread. */
+export const sample = (options: SampleOptions, jobOptions: JobOptions = {}): Promise<SampleResult> =>
+  runJob((onProgress) => loadNative().sample(options, onProgress), jobOptions);

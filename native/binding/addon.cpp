@@ -8,6 +8,11 @@
 #include "binding/jobs.h"
 #include "binding/model.h"
 
+namespace cfp_binding {
+void register_train(Napi::Env env, Napi::Object exports);   // binding/train.cpp
+void register_sample(Napi::Env env, Napi::Object exports);  // binding/sample.cpp
+}  // namespace cfp_binding
+
 namespace {
 
 Napi::Value version(const Napi::CallbackInfo& info) {
@@ -43,6 +48,8 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   cfp_binding::register_io(env, exports);
   cfp_binding::register_jobs(env, exports);
   cfp_binding::register_model(env, exports);
+  cfp_binding::register_train(env, exports);
+  cfp_binding::register_sample(env, exports);
   return exports;
 }
 

@@ -148,6 +148,8 @@ Napi::Value forward(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+cfp::ModelConfig model_config_from_js(const Napi::Value& v, const std::string& where) { return config_from_js(v, where); }
+
 void register_model(Napi::Env env, Napi::Object exports) {
   exports.Set("modelParamTable", Napi::Function::New<guarded<param_table>>(env, "modelParamTable"));
   exports.Set("initModelWeights", Napi::Function::New<guarded<init_weights>>(env, "initModelWeights"));
