@@ -48,8 +48,9 @@ test('plan --format json: every task with id, stage, kind, inputs, outputs, deps
     for (const task of plan.tasks) {
       for (const field of ['id', 'stage', 'kind', 'inputs', 'outputs', 'deps', 'key', 'state', 'reason']) assert.ok(field in task, `${field} in ${file}`);
       assert.match(task['key'] as string, /^[0-9a-f]{64}$/);
-      assert.equal(task['state'], 'run');
-      assert.equal(task['reason'], 'never built');
+      // States come from the project's store; a clean checkout has none, a developer's may.
+      assert.ok(['run', 'fresh', 'resumable'].includes(task['state'] as string), String(task['state']));
+      assert.equal(typeof task['reason'], 'string');
       for (const dep of task['deps'] as string[]) assert.ok(seen.has(dep), `${dep} listed before ${task['id'] as string}`);
       seen.add(task['id'] as string);
     }
@@ -64,10 +65,9 @@ test('plan text: one line per task in topological order with state, short key, r
   assert.equal(lines.length, json.tasks.length);
   lines.forEach((line, i) => {
     const task = json.tasks[i]!;
-    assert.ok(line.startsWith(`run       ${task.key.slice(0, 12)}  ${task.id} `), line);
-    assert.match(line, /never built/);
+    assert.match(line, new RegExp(`^(run|fresh|resumable) +${task.key.slice(0, 12)}  ${task.id.replace(/[[\]]/g, '\\$&')} `), line);
   });
-  assert.match(text.stdout, /^run {7}\w{12} {2}ode_db .*← ode\[0\], ode\[1\], ode\[2\], ode\[3\]$/m);
+  assert.match(text.stdout, /^\w+ +\w{12} {2}ode_db .*← ode\[0\], ode\[1\], ode\[2\], ode\[3\]$/m);
 });
 
 test('plan --format dot renders with Graphviz (wasm, and dot when installed)', async () => {
@@ -159,4 +159,33 @@ test('fmt rewrites in place, is idempotent, and --check fails only before format
   const broken = cfpipe('fmt', join(dir, 'broken.cf'));
   assert.equal(broken.code, 2);
   assert.equal(readFileSync(join(dir, 'broken.cf'), 'utf8'), 'stage a: {\n', 'a file with syntax errors is left alone');
+});
+
+test('plan reads the store: after a run its tasks are fresh, an edited stage and its consumers run again', () => {
+  const project = mkdtempSync(join(tmpdir(), 'cfpipe-plan-store-'));
+  try {
+    writeFileSync(join(project, 'package.json'), '{"name":"plan-store"}\n');
+    const pipeline = (word: string) =>
+      `pipeline "plan-store"\n` +
+      `stage hello: exec {\n  command = ["sh", "-c", "echo ${word} > $CFPIPE_OUT_TEXT"]\n  output text: file\n}\n` +
+      `stage shout: exec {\n  source = hello.text\n  command = ["sh", "-c", "tr a-z A-Z < $CFPIPE_IN_SOURCE > $CFPIPE_OUT_TEXT"]\n  output text: file\n}\n`;
+    writeFileSync(join(project, 'p.cf'), pipeline('hi'));
+    const inProject = (...args: string[]) =>
+      spawnSync(process.execPath, [cfpipeBin, ...args], { cwd: project, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', CI: '1' } });
+    const before = inProject('plan', 'p.cf');
+    assert.equal(before.status, 0, before.stderr);
+    assert.match(before.stdout, /^run .* hello /m);
+    assert.equal(readdirSync(project).includes('.cfpipe'), false, 'plan must not create a store');
+    const ran = inProject('run', 'p.cf');
+    assert.equal(ran.status, 0, ran.stdout + ran.stderr);
+    const after = inProject('plan', 'p.cf');
+    assert.match(after.stdout, /^fresh .* hello /m);
+    assert.match(after.stdout, /^fresh .* shout /m);
+    writeFileSync(join(project, 'p.cf'), pipeline('ho'));
+    const edited = inProject('plan', 'p.cf');
+    assert.match(edited.stdout, /^run .* hello /m);
+    assert.match(edited.stdout, /^run .* shout /m);
+  } finally {
+    rmSync(project, { recursive: true, force: true });
+  }
 });

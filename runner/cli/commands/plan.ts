@@ -1,9 +1,11 @@
 // `cfpipe plan FILE`: the dry run. Compile, then print every task with its cache key, state and
-// reason. The state comes from a StateOracle; until the runner's store exists it is `run`,
-// "never built" (runPlan takes the oracle, so the runner can pass its own).
+// reason. States come from the project's store (fresh / resumable / run); the store is only read,
+// never created, so a plan in CI leaves nothing behind.
 
-import { compilePipeline } from '../../compile/index.js';
-import { buildPlan, neverBuilt, planToJson, renderPlanDot, renderPlanMermaid, renderPlanText, type Plan, type StateOracle } from '../../plan/index.js';
+import { dirname, resolve } from 'node:path';
+import { compilePipeline, findRoot } from '../../compile/index.js';
+import type { TaskGraph } from '../../graph.js';
+import { buildPlan, planToJson, renderPlanDot, renderPlanMermaid, renderPlanText, type Plan, type StateOracle } from '../../plan/index.js';
 import { toJsonDiagnostic } from '../../../grammar/render.js';
 import { count, keyValues, oneOf, parseCommand, PIPELINE_OPTIONS, PIPELINE_OPTIONS_HELP } from '../args.js';
 import { DIAGNOSTIC_FORMATS, printDiagnostics } from '../diagnostics-output.js';
@@ -28,12 +30,20 @@ Exit codes: 0 planned, 2 the pipeline has errors (or a bad flag).
 
 const FORMATS = ['text', 'json', 'dot', 'mermaid'] as const;
 
+/** Where task states come from: the store under the project root (read-only). */
+export type OracleSource = (graph: TaskGraph, root: string) => Promise<StateOracle>;
+
+const storeStates: OracleSource = async (graph, root) => {
+  const { storeStateOracle } = await import('../../store/plan-oracle.js');
+  return storeStateOracle(graph, root);
+};
+
 export async function run(args: readonly string[], io: CliIO): Promise<number> {
-  return runPlan(args, io, neverBuilt);
+  return runPlan(args, io, storeStates);
 }
 
-/** The plan command with a given source of task states (the runner passes its store's). */
-export async function runPlan(args: readonly string[], io: CliIO, oracle: StateOracle): Promise<number> {
+/** The plan command with a given source of task states. */
+export async function runPlan(args: readonly string[], io: CliIO, states: OracleSource): Promise<number> {
   const { values, positionals } = parseCommand('plan', args, {
     ...PIPELINE_OPTIONS,
     format: { type: 'string' },
@@ -42,11 +52,13 @@ export async function runPlan(args: readonly string[], io: CliIO, oracle: StateO
   if (positionals.length !== 1) throw new UsageError('plan: give one pipeline: `cfpipe plan FILE`');
   const format = oneOf('plan', 'format', values.format, FORMATS, 'text');
   const diagnosticFormat = oneOf('plan', 'diagnostics', values.diagnostics, DIAGNOSTIC_FORMATS, format === 'json' ? 'json' : 'text');
-  const result = compilePipeline(positionals[0]!, {
+  const file = positionals[0]!;
+  const root = values.root ?? findRoot(dirname(resolve(file)));
+  const result = compilePipeline(file, {
     set: keyValues('plan', 'set', values.set),
     use: keyValues('plan', 'use', values.use),
     ...(values.gpus !== undefined ? { gpusAvailable: count('plan', 'gpus', values.gpus)! } : {}),
-    ...(values.root !== undefined ? { root: values.root } : {}),
+    root,
   });
   if (!result.graph) {
     printDiagnostics(result.diagnostics, result.sources, diagnosticFormat, io);
@@ -54,7 +66,7 @@ export async function runPlan(args: readonly string[], io: CliIO, oracle: StateO
   }
   // Warnings go to stderr so the plan on stdout stays machine-readable.
   if (result.diagnostics.length > 0 && diagnosticFormat !== 'json') printDiagnostics(result.diagnostics, result.sources, diagnosticFormat, io);
-  const plan = buildPlan(result.graph, oracle);
+  const plan = buildPlan(result.graph, await states(result.graph, root));
   // JSON carries its warnings inside, so one document says everything.
   const json = (p: Plan): string => JSON.stringify({ ...planToJson(p), diagnostics: result.diagnostics.map(toJsonDiagnostic) }, null, 2) + '\n';
   const render = { text: renderPlanText, json, dot: renderPlanDot, mermaid: renderPlanMermaid }[format];
