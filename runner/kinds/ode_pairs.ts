@@ -133,6 +133,7 @@ export const kind: StageKind = {
       }
       writeCheckedSafetensors(path, [{ name: 'trajectories', shape: [n, slots, ...clipShape], data: r.output }], { rows: JSON.stringify(rows.slice(first, first + n)) }, 'ode-chunk', first);
       done += n;
+      ctx.checkpoint(done, path);
       ctx.progress(done, rows.length, { calls_per_row: r.calls?.[0] ?? 0 });
     }
 
