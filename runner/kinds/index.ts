@@ -19,6 +19,7 @@ const kindModules: Readonly<Record<string, () => Promise<KindModule>>> = {
   infer: () => importKind('infer'),
   fetch: () => importKind('fetch'),
   merge: () => importKind('merge'),
+  upstream: () => importKind('upstream'),
 };
 
 /** Imports `./<name>.js` by computed specifier, so kinds not written yet do not break the build. */

@@ -4,6 +4,8 @@
 //     shards = data.dataset                  # shard folders, or folders holding shards
 //     pattern = "ODE6KCausal_framewise_*"    # picks shards inside a holding folder
 //     mode = "full"                          # "full" (merge_lmdb.py) or "clean" (merge_and_get_clean.py)
+//     lmdb_format = 1                        # 1: LMDB 0.9 (Python lmdb, upstream reads it), 2: lmdb-js;
+//                                            # default: 1 when every shard is format 1, else 2
 //     output latents: dataset
 //   }
 //
@@ -15,7 +17,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { planMerge } from '../merge/plan.js';
 import type { MergeMode } from '../merge/plan.js';
-import { MergeDataError, mergeShards } from '../merge/merge.js';
+import { defaultOutputFormat, MergeDataError, mergeShards } from '../merge/merge.js';
 import { KindError, type KindContext, type StageKind } from './types.js';
 
 /** A glob with `*` and `?` as a whole-name regular expression. */
@@ -61,7 +63,8 @@ export const kind: StageKind = {
   name: 'merge',
   async run(ctx) {
     const p = ctx.task.params;
-    const mode = p.mode ?? 'full';
+    // `trajectories` is the registry's older name for the full merge.
+    const mode = p.mode === undefined || p.mode === 'trajectories' ? 'full' : p.mode;
     if (mode !== 'full' && mode !== 'clean') throw new KindError(`merge: \`mode\` must be "full" or "clean", not ${JSON.stringify(mode)}`);
     const pattern = typeof p.pattern === 'string' ? p.pattern : undefined;
     const inputPaths = Object.values(ctx.inputs).flat();
@@ -70,13 +73,17 @@ export const kind: StageKind = {
     const planned = planMerge(shards, mode as MergeMode);
     if (!planned.ok) throw new KindError(`merge: ${planned.problems.join('\nmerge: ')}`);
     const plan = planned.plan;
-    ctx.log(`merging ${shards.length} shards, ${plan.totalRows} rows (${mode}) into latents_shape "${plan.outShapes.latents ?? ''}"`);
+    const asked = p.lmdb_format;
+    if (asked !== undefined && asked !== 0 && asked !== 1 && asked !== 2) throw new KindError(`merge: \`lmdb_format\` must be 1, 2 or 0 (the shards' format), not ${JSON.stringify(asked)}`);
+    const format = asked === 1 || asked === 2 ? asked : defaultOutputFormat(plan);
+    ctx.log(`merging ${shards.length} shards, ${plan.totalRows} rows (${mode}) into latents_shape "${plan.outShapes.latents ?? ''}", LMDB data format ${format}`);
     const t0 = performance.now();
     try {
       const r = await mergeShards({
         plan,
         outPath: onlyOutput(ctx),
         workDir: ctx.workDir,
+        format,
         ...(typeof p.batch_rows === 'number' ? { batchRows: p.batch_rows } : {}),
         ...(typeof p.batch_mb === 'number' ? { batchBytes: p.batch_mb * 1024 * 1024 } : {}),
         signal: ctx.signal,

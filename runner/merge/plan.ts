@@ -4,7 +4,7 @@
 // values, one sentence each, naming the shard and the key.
 
 import type { ShardDb } from './shards.js';
-import { openShardReadOnly, readShapes, shapeKey, shardFingerprint, shardProblem } from './shards.js';
+import { openShardReadOnly, readShapes, shapeKey, shardFingerprint, shardFormat, shardProblem } from './shards.js';
 
 /** `full`: rows kept whole (merge_lmdb.py). `clean`: only the last trajectory entry (merge_and_get_clean.py). */
 export type MergeMode = 'full' | 'clean';
@@ -15,6 +15,8 @@ export interface ShardInfo {
   /** Index of this shard's first row in the merged output. */
   readonly firstRow: number;
   readonly fingerprint: string;
+  /** LMDB data format of the shard: 1 (LMDB 0.9, Python lmdb: upstream's shards) or 2 (lmdb-js). */
+  readonly format: 1 | 2;
 }
 
 export interface MergePlan {
@@ -102,7 +104,7 @@ export function planMerge(shardPaths: readonly string[], mode: MergeMode): PlanR
   let total = 0;
   for (const { path, shapes } of scanned) {
     const rows = shapes.get('latents')?.[0] ?? 0;
-    shards.push({ path, rows, firstRow: total, fingerprint: shardFingerprint(path) });
+    shards.push({ path, rows, firstRow: total, fingerprint: shardFingerprint(path), format: shardFormat(path) });
     total += rows;
   }
   const names = ['latents', ...firstNames.filter((n) => n !== 'latents')];

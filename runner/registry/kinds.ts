@@ -50,8 +50,14 @@ export const STAGE_KINDS: { readonly [name: string]: StageKindSpec } = {
     outputs: {},
     declaredOutputs: { min: 1, max: 1 },
     params: {
-      url: required(str, 'where the artifact comes from'),
+      // runner/kinds/fetch.ts reads `source` / `sources` (and the rest below).
+      source: param(str, 'where the artifact comes from: hf://owner/repo[@rev][/path], hf://datasets/owner/repo[/path], or an https:// URL'),
+      sources: param({ kind: 'list' }, 'several sources: strings, or maps { source, sha256, size, into }'),
+      url: param(str, 'where the artifact comes from (older spelling of `source`)'),
       sha256: param(str, 'expected digest of the fetched bytes'),
+      size: param(int, 'expected size in bytes (one source)'),
+      concurrency: param(int, 'files downloaded in parallel', 4, false),
+      stall_timeout: param(int, 'seconds without a byte before the transfer is resumed', 60, false),
     },
   },
   merge: {
@@ -60,7 +66,12 @@ export const STAGE_KINDS: { readonly [name: string]: StageKindSpec } = {
     inputs: { parts: input('dataset', true, 'the shards, in order', true) },
     outputs: { dataset: output('dataset', 'the merged LMDB') },
     params: {
-      mode: param({ kind: 'string', oneOf: ['trajectories', 'clean'] }, 'keep whole rows, or only the clean (last) entry', 'trajectories'),
+      // runner/kinds/merge.ts: `full` is upstream's merge_lmdb.py (`trajectories` says the same).
+      mode: param({ kind: 'string', oneOf: ['full', 'clean', 'trajectories'] }, 'keep whole rows (full, merge_lmdb.py), or only the clean last entry (clean, merge_and_get_clean.py)', 'full'),
+      pattern: param(str, 'shard folder names to take inside a folder of shards, e.g. "ODE6KCausal_framewise_*"'),
+      lmdb_format: param(int, 'LMDB data format written: 1 (LMDB 0.9, Python lmdb: upstream reads it), 2 (lmdb-js), 0 = the shards\' format', 0),
+      batch_rows: param(int, 'rows per write transaction', 512, false),
+      batch_mb: param(int, 'also commit once this many MB are pending', 64, false),
     },
   },
   train: {
@@ -164,6 +175,35 @@ export const STAGE_KINDS: { readonly [name: string]: StageKindSpec } = {
       rdzv_endpoint: param(str, 'host:port of the c10d rendezvous (torchrun, several nodes)'),
       rdzv_id: param(str, 'rendezvous id (torchrun)'),
       slurm: param({ kind: 'map' }, 'sbatch settings: partition, time, gpus, cpus_per_task, mem, account, qos, ... (launcher slurm)'),
+    },
+  },
+  upstream: {
+    name: 'upstream',
+    // runner/kinds/upstream.ts. The script runs in an overlay of the checkout (hard-coded paths
+    // replaced by `mounts` and a derived config), so its command line is the upstream README's.
+    // Inputs: any assignment holding references, reachable as {in.NAME} in args, config_set and mounts.
+    doc: 'run an upstream Causal Forcing script (train.py, ODE generation, LMDB build, inference) through torchrun or python; trainers stop at a step and hand their checkpoint on',
+    inputs: {},
+    outputs: {},
+    declaredOutputs: { min: 1, max: Number.MAX_SAFE_INTEGER },
+    openInputs: true,
+    params: {
+      repo: required(str, 'the upstream checkout (e.g. "../Causal-Forcing"); read, never written'),
+      script: required(str, 'the script, relative to the checkout: train.py, get_causal_ode_data_framewise.py, utils/create_lmdb_iterative.py, inference.py'),
+      args: param({ kind: 'list' }, 'its arguments as the README gives them; placeholders {in.NAME}, {out.NAME}, {work}, {run}', []),
+      config_path: param(str, 'the upstream YAML (relative to the checkout) to derive for this task, at the same relative path'),
+      config_set: param({ kind: 'map' }, 'config keys to set in the derived YAML, e.g. { generator_ckpt = "{in.init}", data_path = "{in.data}" }'),
+      mounts: param({ kind: 'map' }, 'paths upstream hard-codes (relative to the checkout) → inputs, e.g. { "wan_models/Wan2.1-T2V-1.3B" = "{in.wan}" }'),
+      stop_when: param({ kind: 'map', keys: { checkpoint_dir: str, step: int, settle_ms: int, grace_s: int, poll_ms: int } }, 'end the job once <checkpoint_dir>/checkpoint_model_{step:06d}/model.pt is complete, and publish it'),
+      launcher: param({ kind: 'string', oneOf: ['torchrun', 'python'] }, 'how the script is started', 'torchrun'),
+      nnodes: param(int, 'nodes (torchrun)', 1),
+      nproc_per_node: param(int, 'processes per node (torchrun)', 1),
+      rdzv_endpoint: param(str, 'host:port of the c10d rendezvous; $NAME is read from the environment (torchrun, several nodes)'),
+      rdzv_id: param(str, 'rendezvous id (torchrun)'),
+      rdzv_backend: param(str, 'rendezvous backend (torchrun)', 'c10d'),
+      torchrun: param(str, 'the torchrun program', 'torchrun'),
+      python: param(str, 'the python program (launcher python)', 'python'),
+      env: param({ kind: 'map' }, 'extra environment variables'),
     },
   },
   steps: {
