@@ -79,6 +79,14 @@ T* grow(std::vector<T>& v, size_t n) {
   return v.data();
 }
 
+// Runs body(begin, end) over the pool's fixed chunks of [0, n). The std::function the pool takes
+// holds only a reference to body, which fits its inline storage: no heap allocation per call.
+template <class Fn>
+void run_chunks(ThreadPool& pool, int64_t n, int64_t grain, const Fn& body) {
+  auto ref = [&body](int64_t b, int64_t e) { body(b, e); };
+  pool.parallel_for(n, grain, ref);
+}
+
 inline int64_t round8(int64_t n) { return (n + 7) & ~int64_t(7); }
 
 // ---------------------------------------------------------------------------------------------
@@ -95,7 +103,7 @@ template <class T>
 void forward_scalar(ThreadPool& pool, T* out, T* lse, const T* q, const T* k, const T* v, const AttnShape& sh,
                     const AttnMask& mask, double scale) {
   const int64_t D = sh.H * sh.hd, hd = sh.hd, Tq = sh.Tq, Tk = sh.Tk, kvs = sh.kv_stride();
-  pool.parallel_for(sh.B * sh.H * Tq, 8, [&](int64_t t0, int64_t t1) {
+  run_chunks(pool, sh.B * sh.H * Tq, 8, [&](int64_t t0, int64_t t1) {
     double* p = grow(tls.d[0], size_t(Tk) + 1);
     double* acc = grow(tls.d[1], size_t(hd));
     for (int64_t task = t0; task < t1; ++task) {
@@ -137,7 +145,7 @@ void backward_scalar(ThreadPool& pool, T* dq, T* dk, T* dv, const T* dout, const
                      const T* out, const T* lse, const AttnShape& sh, const AttnMask& mask, double scale) {
   const int64_t D = sh.H * sh.hd, hd = sh.hd, Tq = sh.Tq, Tk = sh.Tk, kvs = sh.kv_stride();
   // Tasks = (b, h): the dk/dv slices of one head are written by one task only.
-  pool.parallel_for(sh.B * sh.H, 1, [&](int64_t t0, int64_t t1) {
+  run_chunks(pool, sh.B * sh.H, 1, [&](int64_t t0, int64_t t1) {
     double* dqi = grow(tls.d[0], size_t(hd));
     for (int64_t task = t0; task < t1; ++task) {
       const int64_t h = task % sh.H, b = task / sh.H;
@@ -408,7 +416,7 @@ void forward_avx(ThreadPool& pool, AttentionScratch& scratch, float* out, float*
   const int64_t H = sh.H, D = H * sh.hd, hd = sh.hd, Tq = sh.Tq, Tk = sh.Tk, kvs = sh.kv_stride();
   const int64_t ldk = round8(Tk) + 8;
   float* kt = grow(scratch.kt, size_t(sh.B * H * hd * ldk));
-  pool.parallel_for(sh.B * H, 1, [&](int64_t t0, int64_t t1) {
+  run_chunks(pool, sh.B * H, 1, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t h = t % H, b = t / H;
       transpose_keys(kt + t * hd * ldk, ldk, k + b * kvs * D + h * hd, D, Tk, hd);
@@ -416,7 +424,7 @@ void forward_avx(ThreadPool& pool, AttentionScratch& scratch, float* out, float*
   });
   const float fscale = static_cast<float>(scale);
   const int64_t chunks = (Tq + kChunkRows - 1) / kChunkRows;
-  pool.parallel_for(sh.B * H * chunks, 1, [&](int64_t t0, int64_t t1) {
+  run_chunks(pool, sh.B * H * chunks, 1, [&](int64_t t0, int64_t t1) {
     const int64_t lds = round8(Tk) + 16;
     float* A = grow(tls.f[0], size_t(kTileRows * hd));
     float* S = grow(tls.f[1], size_t(kTileRows * lds));
@@ -492,7 +500,7 @@ void backward_avx(ThreadPool& pool, float* dq, float* dk, float* dv, const float
   const int64_t ldk = round8(Tk) + 8, lds = round8(Tk) + 16;
   const float fscale = static_cast<float>(scale);
   // Tasks = (b, h): the dk/dv slices of one head are written by one task only.
-  pool.parallel_for(sh.B * H, 1, [&](int64_t t0, int64_t t1) {
+  run_chunks(pool, sh.B * H, 1, [&](int64_t t0, int64_t t1) {
     float* kt = grow(tls.f[0], size_t(hd * ldk));
     float* vt = grow(tls.f[1], size_t(hd * ldk));
     float* S = grow(tls.f[2], size_t(kTileRows * lds));

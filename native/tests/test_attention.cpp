@@ -2,8 +2,11 @@
 // straight from attn_allowed, for every mask kind, tile-unaligned block sizes, KV-cache strides and
 // several head sizes; the backward against the double backend (whose gradients test_ops checks by
 // finite differences); bitwise independence from the thread count; the mask intervals themselves.
+#include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <new>
 #include <limits>
 #include <random>
 #include <string>
@@ -16,6 +19,17 @@
 
 using namespace cfp;
 using namespace cfp_test;
+
+// Every heap allocation of this process is counted, to check that attention calls allocate nothing
+// once their scratch has grown.
+static std::atomic<long> g_allocations{0};
+void* operator new(std::size_t n) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace {
 
@@ -222,6 +236,28 @@ TEST_CASE(mask_intervals_and_runs_agree_with_attn_allowed) {
         CHECK(same);
       }
     }
+  }
+}
+
+TEST_CASE(calls_allocate_nothing_after_the_first) {
+  auto be = make_cpu_backend<float>(2);
+  for (const Case& c : cases()) {
+    if (c.hd != 16 && c.hd != 24) continue;
+    const Data d = make_data(c, 1.0f, 51);
+    AttnShape sh{c.B, c.Tq, c.Tk, c.H, c.hd, c.kv_rows};
+    std::vector<float> out(d.q.size()), lse(size_t(c.B * c.H * c.Tq)), dq(d.q.size()), dk(d.k.size()), dv(d.v.size());
+    auto step = [&] {
+      be->attention_forward(out.data(), lse.data(), d.q.data(), d.k.data(), d.v.data(), sh, c.mask, 0.25);
+      be->attention_backward(dq.data(), dk.data(), dv.data(), d.dout.data(), d.q.data(), d.k.data(), d.v.data(),
+                             out.data(), lse.data(), sh, c.mask, 0.25);
+    };
+    step();  // grows the scratch for this shape
+    const long before = g_allocations.load();
+    step();
+    step();
+    const long allocated = g_allocations.load() - before;
+    if (allocated != 0) std::fprintf(stderr, "  %s: %ld allocations\n", c.name.c_str(), allocated);
+    CHECK(allocated == 0);
   }
 }
 
