@@ -7,19 +7,19 @@
 //     args = ["--config_path", "configs/ar_diffusion_tf_framewise.yaml",
 //             "--logdir", "logs/ar_diffusion_tf_framewise", "--disable-wandb"]
 //     config_path = "configs/ar_diffusion_tf_framewise.yaml" # derived for this task:
-//     config_set = { data_path = "{in.data}" }               #   keys pointing at the inputs
-//     mounts = { "wan_models/Wan2.1-T2V-1.3B" = "{in.wan}" } # what upstream hard-codes
+//     config_set = { data_path: "{in.data}" }               #   keys pointing at the inputs
+//     mounts = { "wan_models/Wan2.1-T2V-1.3B": "{in.wan}" } # what upstream hard-codes
 //     data = clean_data.dataset                              # inputs: any assignment holding references
 //     wan = wan_1_3b.model
 //     launcher = "torchrun"                                  # or "python"
 //     nnodes = 8  nproc_per_node = 8  rdzv_endpoint = "$MASTER_ADDR:29500"  rdzv_id = "5235"
-//     stop_when = { checkpoint_dir = "logs/ar_diffusion_tf_framewise", step = 2000 }
+//     stop_when = { checkpoint_dir: "logs/ar_diffusion_tf_framewise", step: 2000 }
 //     output model: checkpoint                               # gets the checkpoint of that step
 //   }
 //
 // The script runs in an overlay of the checkout (launch/upstream_overlay.ts), so its command line
 // is the README's. With `stop_when`, the job is ended once checkpoint_model_{step:06d}/model.pt is
-// complete, and that file is the stage's output: the next stage's `config_set = { generator_ckpt =
+// complete, and that file is the stage's output: the next stage's `config_set = { generator_ckpt:
 // "{in.init}" }` hands it on, no copying by hand (spec §6.1–§6.2). Upstream trainers cannot resume
 // (checkpoints hold no optimizer state, spec §6.3), so an interrupted training starts over unless
 // the wanted checkpoint was already complete. Other outputs are declared with a path the script
@@ -49,7 +49,7 @@ const COMPLETE_MARK = '.cfpipe-complete';
 /** Reads `stop_when = { checkpoint_dir, step, settle_ms?, grace_s?, poll_ms? }`. */
 export function readStopWhen(value: Value | undefined, run: string): StopWhen | undefined {
   if (value === undefined || value === null) return undefined;
-  if (!isMap(value)) throw new KindError('upstream: `stop_when` must be a map like { checkpoint_dir = "logs/x", step = 2000 }');
+  if (!isMap(value)) throw new KindError('upstream: `stop_when` must be a map like { checkpoint_dir: "logs/x", step: 2000 }');
   const dir = value.checkpoint_dir;
   const step = value.step;
   if (typeof dir !== 'string') throw new KindError('upstream: `stop_when.checkpoint_dir` must be the trainer\'s log dir (its --logdir)');
@@ -110,7 +110,7 @@ export const kind: StageKind = {
     for (const o of written) if (o.path === undefined) throw new KindError(`upstream: output \`${o.name}\` needs the path the script writes it at, relative to the checkout's layout`);
 
     const mounts = new Map<string, string>();
-    for (const [rel, target] of Object.entries(stringMap(p.mounts, 'mounts'))) mounts.set(runRelative(rel, 'mount'), expand(target));
+    for (const [rel, target] of Object.entries(stringMap(p.mounts, 'mounts'))) mounts.set(runRelative(rel, 'mount'), resolve(ctx.root, expand(target)));
     const files = new Map<string, string>();
     if (typeof p.config_path === 'string') {
       const set: Record<string, Value> = {};
