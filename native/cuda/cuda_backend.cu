@@ -168,6 +168,37 @@ __device__ Ranges key_ranges(const AttnMask& m, int64_t i, int64_t Tk) {
   return r;
 }
 
+// The queries that may see key j: at most two contiguous ranges, the transpose of key_ranges
+// (derived from attn_allowed), so the dk/dv pass tests no mask per (query, key) pair.
+__device__ Ranges query_ranges(const AttnMask& m, int64_t j, int64_t Tq) {
+  Ranges r;
+  auto clampr = [&](int64_t lo, int64_t hi, int64_t& olo, int64_t& ohi) {
+    olo = lo < 0 ? 0 : lo;
+    ohi = min(Tq, hi);
+    if (ohi < olo) ohi = olo;
+  };
+  switch (m.kind) {
+    case MaskKind::full:
+      clampr(0, Tq, r.lo0, r.hi0);
+      break;
+    case MaskKind::block_causal:  // (i + q_offset) / bt >= j / bt
+      clampr((j / m.block_tokens) * m.block_tokens - m.q_offset, Tq, r.lo0, r.hi0);
+      break;
+    case MaskKind::teacher_forcing: {
+      const int64_t L = m.half_tokens, bt = m.block_tokens;
+      if (j < L) {  // clean key: clean queries of its block and later, noisy queries of later blocks
+        clampr((j / bt) * bt, L, r.lo0, r.hi0);
+        clampr(L + (j / bt + 1) * bt, 2 * L, r.lo1, r.hi1);
+      } else {  // noisy key: the noisy queries of its own block
+        const int64_t b = (j - L) / bt;
+        clampr(L + b * bt, min(2 * L, L + (b + 1) * bt), r.lo0, r.hi0);
+      }
+      break;
+    }
+  }
+  return r;
+}
+
 // Forward: block = 8 warps = 8 consecutive queries of one (b, h); keys staged KT at a time.
 // EPL = head-dim elements per lane (hd <= 32 * EPL); lane holds dims lane + 32 e.
 template <int EPL, int KT>
@@ -328,6 +359,8 @@ __global__ void k_attn_bwd_dkv(float* dk, float* dv, const float* dvec, const fl
   const int64_t j = blockIdx.x * int64_t(kWarpsPerBlock) + warp;
   const int64_t D = sh.H * sh.hd, hd = sh.hd, kvs = sh.kv_rows ? sh.kv_rows : sh.Tk;
   const bool active = j < sh.Tk;
+  Ranges qr_;
+  if (active) qr_ = query_ranges(mask, j, sh.Tq);
   float kv_[EPL], vv[EPL], ak[EPL], av[EPL];
   for (int e = 0; e < EPL; ++e) {
     const int64_t d = lane + 32 * e;
@@ -338,10 +371,7 @@ __global__ void k_attn_bwd_dkv(float* dk, float* dv, const float* dvec, const fl
   }
   for (int64_t i0 = 0; i0 < sh.Tq; i0 += QT) {
     const int64_t i1 = min(sh.Tq, i0 + QT);
-    bool mine = false;
-    if (active)
-      for (int64_t i = i0 + lane; i < i1 && !mine; i += 32) mine = key_ranges(mask, i, sh.Tk).has(j);
-    mine = __any_sync(0xffffffffu, mine);
+    const bool mine = active && qr_.overlaps(i0, i1);
     if (!__syncthreads_or(mine)) continue;
     for (int64_t x = threadIdx.x; x < (i1 - i0) * hd; x += blockDim.x) {
       const int64_t r = x / hd, d = x % hd;
@@ -356,7 +386,7 @@ __global__ void k_attn_bwd_dkv(float* dk, float* dv, const float* dvec, const fl
     if (mine) {
       for (int64_t i = i0; i < i1; ++i) {
         const float li = ls[i - i0];
-        if (isinf(li) || !key_ranges(mask, i, sh.Tk).has(j)) continue;
+        if (isinf(li) || !qr_.has(i)) continue;
         const float* qr = qs + (i - i0) * hd;
         const float* dr = ds_ + (i - i0) * hd;
         float ps = 0.f, pd = 0.f;
