@@ -1,6 +1,7 @@
 // The plan as JSON for CI and tools: { pipeline, file, params, defaults, tasks: [...] }.
 
 import type { Plan } from './plan.js';
+import { previewCommandLine } from '../kinds/launch/upstream_command.js';
 
 export function planToJson(plan: Plan): object {
   const { graph } = plan;
@@ -22,6 +23,8 @@ export function planToJson(plan: Plan): object {
       params: task.params,
       ...(task.config ? { config: task.config.path } : {}),
       resources: task.resources,
+      // The launcher's command line (upstream and torchrun stages), as it will run on node 0.
+      ...((line) => (line === undefined ? {} : { command_line: line }))(previewCommandLine(task)),
     })),
   };
 }
