@@ -9,6 +9,7 @@ import { loadKind } from '../kinds/index.js';
 import type { KindContext } from '../kinds/types.js';
 import { CHANNEL_FD, EXIT_FAILED, EXIT_INTERRUPTED, type WorkerJob, type WorkerMessage } from './protocol.js';
 import { describeError } from './errors.js';
+import { runHardStopHooks } from './hard-stop.js';
 
 function send(message: WorkerMessage): void {
   try {
@@ -21,6 +22,7 @@ function send(message: WorkerMessage): void {
 
 /** Ends this worker and every command it started (they share its process group). */
 function stopGroupNow(): never {
+  runHardStopHooks();
   try {
     process.kill(-process.pid, 'SIGKILL');
   } catch {

@@ -136,7 +136,7 @@ export const kind: StageKind = {
         argv = renderTorchrun(readTorchrunLauncher(block), argv);
         shell = false;
       } else if (launcherKind === 'slurm') {
-        await runUnderSlurm(ctx, block, shell ? ['sh', '-c', argv[0]!] : argv, { cwd, env });
+        await runUnderSlurm(ctx, block, shell ? ['sh', '-c', argv[0]!] : argv, { cwd, env, onLine: (line) => handleLine(ctx, line) });
         await collectDeclaredOutputs(ctx);
         return;
       } else {
