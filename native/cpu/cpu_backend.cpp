@@ -9,10 +9,12 @@
 #include <cstring>
 #include <limits>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "cpu/attention.h"
 #include "cpu/gemm.h"
+#include "cpu/simd_math.h"
 #include "cpu/thread_pool.h"
 
 namespace cfp {
@@ -113,6 +115,10 @@ class CpuBackend final : public Backend<T> {
 
   // ---- activations ----
   void gelu_tanh_forward(T* out, const T* inp, int64_t n) override {
+    if constexpr (kSimd) {
+      lanes8(n, [&](int64_t i, int64_t m) { store_n(out + i, gelu_tanh_ps(load_n(inp + i, m)), m); });
+      return;
+    }
     elems(n, [&](int64_t i) {
       const T x = inp[i];
       const T u = T(kGeluC) * (x + T(0.044715) * x * x * x);
@@ -120,6 +126,13 @@ class CpuBackend final : public Backend<T> {
     });
   }
   void gelu_tanh_backward(T* dinp, const T* inp, const T* dout, int64_t n) override {
+    if constexpr (kSimd) {
+      lanes8(n, [&](int64_t i, int64_t m) {
+        const __m256 g = gelu_tanh_grad_ps(load_n(inp + i, m));
+        store_n(dinp + i, _mm256_fmadd_ps(load_n(dout + i, m), g, load_n(dinp + i, m)), m);
+      });
+      return;
+    }
     elems(n, [&](int64_t i) {
       const T x = inp[i];
       const T u = T(kGeluC) * (x + T(0.044715) * x * x * x);
@@ -129,9 +142,20 @@ class CpuBackend final : public Backend<T> {
     });
   }
   void silu_forward(T* out, const T* inp, int64_t n) override {
+    if constexpr (kSimd) {
+      lanes8(n, [&](int64_t i, int64_t m) { store_n(out + i, silu_ps(load_n(inp + i, m)), m); });
+      return;
+    }
     elems(n, [&](int64_t i) { out[i] = inp[i] / (T(1) + std::exp(-inp[i])); });
   }
   void silu_backward(T* dinp, const T* inp, const T* dout, int64_t n) override {
+    if constexpr (kSimd) {
+      lanes8(n, [&](int64_t i, int64_t m) {
+        const __m256 g = silu_grad_ps(load_n(inp + i, m));
+        store_n(dinp + i, _mm256_fmadd_ps(load_n(dout + i, m), g, load_n(dinp + i, m)), m);
+      });
+      return;
+    }
     elems(n, [&](int64_t i) {
       const T s = T(1) / (T(1) + std::exp(-inp[i]));
       dinp[i] += dout[i] * s * (T(1) + inp[i] * (T(1) - s));
@@ -390,6 +414,20 @@ class CpuBackend final : public Backend<T> {
  private:
   static constexpr double kGeluC = 0.7978845608028654;  // sqrt(2/pi)
 
+  // Float ops take the AVX2 kernels of cpu/simd_math.h; double stays on the scalar reference code
+  // (the finite-difference tests run in double).
+  static constexpr bool kSimd = std::is_same<T, float>::value;
+
+  // fn(i, m) for the 8-lane groups [i, i + m) covering [0, n) (m < 8 only for the last group),
+  // split across the pool in whole groups: every element goes through the same vector code
+  // whatever the partition, so results do not depend on the thread count.
+  template <class Fn>
+  void lanes8(int64_t n, Fn fn) {
+    const int64_t groups = (n + 7) / 8;
+    pool_.parallel_for(groups, kGrain / 8, [&](int64_t g0, int64_t g1) {
+      for (int64_t g = g0; g < g1; ++g) fn(g * 8, std::min<int64_t>(8, n - g * 8));
+    });
+  }
   template <class Fn>
   void elems(int64_t n, Fn fn) {
     pool_.parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
