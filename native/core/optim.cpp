@@ -124,4 +124,26 @@ void Ema::restore(const float* shadow, int64_t n) {
   active_ = true;
 }
 
+namespace {
+
+class HostOptimOps final : public OptimOps {
+ public:
+  double clip_grad_norm(float* grad, int64_t n, double max_norm) override {
+    return cfp::clip_grad_norm({GradSlot{grad, n}}, max_norm);
+  }
+  void adamw_update(const AdamWSlot& slot, const AdamWConfig& config, int64_t step) override {
+    cfp::adamw_update({slot}, config, step);
+  }
+  void ema_update(float* shadow, const float* param, int64_t n, double decay) override {
+    cfp::ema_update(shadow, param, n, decay);
+  }
+};
+
+}  // namespace
+
+OptimOps& host_optim_ops() {
+  static HostOptimOps ops;
+  return ops;
+}
+
 }  // namespace cfp

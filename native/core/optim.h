@@ -101,4 +101,22 @@ class Ema {
   std::vector<float> shadow_;
 };
 
+// The training-state math over one backend's memory, so the optimizer runs where the weights
+// live. host_optim_ops() runs the functions above on host memory (the CPU backend: results
+// bitwise those of AdamW/Ema/clip_grad_norm); the CUDA backend brings device kernels with the
+// same per-element arithmetic (cuda/cuda_backend.h: make_cuda_optim_ops).
+class OptimOps {
+ public:
+  virtual ~OptimOps() = default;
+  // clip_grad_norm over one buffer; returns the pre-clip norm (non-finite: gradients untouched).
+  virtual double clip_grad_norm(float* grad, int64_t n, double max_norm) = 0;
+  // adamw_update of one slot (all four buffers in the backend's memory).
+  virtual void adamw_update(const AdamWSlot& slot, const AdamWConfig& config, int64_t step) = 0;
+  // ema_update: shadow = decay * shadow + (1 - decay) * param, per element in double.
+  virtual void ema_update(float* shadow, const float* param, int64_t n, double decay) = 0;
+};
+
+// The host implementation (one shared instance; stateless).
+OptimOps& host_optim_ops();
+
 }  // namespace cfp

@@ -260,18 +260,25 @@ double plain_diffusion_loss(Model<float>& model, ObjectiveScratch<float>& s, con
   return loss;
 }
 
-// The networks of one job and their host-side training state.
+// The networks of one job and their training state, all in the device's memory.
 struct Nets {
-  std::unique_ptr<Backend<float>> backend;
+  ComputeDevice device;
   std::unique_ptr<Model<float>> gen, teacher, ema_target, real, fake;
-  std::unique_ptr<AdamW> opt, critic_opt;
-  std::unique_ptr<Ema> ema;
+  std::unique_ptr<DeviceAdamW> opt, critic_opt;
+  std::unique_ptr<DeviceEma> ema;
 };
 
 void set_params(Model<float>& m, const std::vector<float>& host) {
   CFP_CHECK(static_cast<int64_t>(host.size()) == m.num_params(), "internal: %zu weights for a model of %lld", host.size(),
             static_cast<long long>(m.num_params()));
   m.backend().upload(m.params().data(), host.data(), m.num_params());
+}
+
+// A model's parameters copied to the host (checkpoints, outputs, digests).
+std::vector<float> host_params(Model<float>& m) {
+  std::vector<float> host(static_cast<size_t>(m.num_params()));
+  m.backend().download(host.data(), m.params().data(), m.num_params());
+  return host;
 }
 
 std::vector<TensorRef> weight_refs(const std::vector<ParamEntry>& table, const float* flat, const std::string& prefix) {
@@ -300,8 +307,9 @@ TrainResult train(const TrainOptions& o, const TrainData& d, JobContext& context
   const Trainer kind = o.trainer;
 
   Nets nets;
-  nets.backend = make_cpu_backend<float>(o.threads);
-  Backend<float>& be = *nets.backend;
+  nets.device = o.device ? o.device() : make_cpu_device(o.threads);
+  CFP_CHECK(nets.device.backend && nets.device.optim, "train: the device factory returned no backend");
+  Backend<float>& be = *nets.device.backend;
   nets.gen = std::make_unique<Model<float>>(be, mc);
   Model<float>& gen = *nets.gen;
   const int64_t P = gen.num_params();
@@ -316,7 +324,7 @@ TrainResult train(const TrainOptions& o, const TrainData& d, JobContext& context
     set_params(gen, init_weights);
   } else {
     gen.init(o.seed);
-    init_weights.assign(gen.params().data(), gen.params().data() + P);
+    init_weights = host_params(gen);
   }
   digest(init_weights);
   // The bidirectional scores take one timestep per sample under a full mask: one block spans the clip.
@@ -338,11 +346,11 @@ TrainResult train(const TrainOptions& o, const TrainData& d, JobContext& context
     set_params(*nets.fake, fw);
     digest(rw);
     digest(fw);
-    nets.critic_opt = std::make_unique<AdamW>(o.critic_optim, nets.fake->num_params());
+    nets.critic_opt = std::make_unique<DeviceAdamW>(nets.device, o.critic_optim, nets.fake->num_params());
   }
-  nets.opt = std::make_unique<AdamW>(o.optim, P);
+  nets.opt = std::make_unique<DeviceAdamW>(nets.device, o.optim, P);
   // CD's EMA target follows the student from step 0; the others start at ema_start_step.
-  nets.ema = std::make_unique<Ema>(o.ema_weight, kind == Trainer::consistency_distillation ? 0 : o.ema_start_step);
+  nets.ema = std::make_unique<DeviceEma>(nets.device, o.ema_weight, kind == Trainer::consistency_distillation ? 0 : o.ema_start_step, P);
 
   const std::string key = problem_key(o, d, wdigest);
   Philox rng(o.seed, kTrainStream, 0);
@@ -361,7 +369,9 @@ TrainResult train(const TrainOptions& o, const TrainData& d, JobContext& context
         CFP_CHECK(it != c->meta.end() && it->second == key,
                   "train: checkpoint %s was written for a different run (%s); this run is (%s); use a fresh workDir", label.c_str(),
                   it == c->meta.end() ? "unknown" : it->second.c_str(), key.c_str());
-        for (const ParamEntry& e : table) c->weights.read_f32(kGeneratorPrefix + e.name, e.shape, gen.params().data() + e.offset);
+        std::vector<float> host(static_cast<size_t>(P));
+        for (const ParamEntry& e : table) c->weights.read_f32(kGeneratorPrefix + e.name, e.shape, host.data() + e.offset);
+        set_params(gen, host);
         std::vector<float> m1(static_cast<size_t>(P)), m2(static_cast<size_t>(P));
         c->state.read_f32("optim.generator.exp_avg", {P}, m1.data());
         c->state.read_f32("optim.generator.exp_avg_sq", {P}, m2.data());
@@ -369,12 +379,14 @@ TrainResult train(const TrainOptions& o, const TrainData& d, JobContext& context
         if (meta_int(c->meta, "ema.active", label) != 0) {
           std::vector<float> shadow(static_cast<size_t>(P));
           for (const ParamEntry& e : table) c->weights.read_f32(kGeneratorEmaPrefix + e.name, e.shape, shadow.data() + e.offset);
-          nets.ema->restore(shadow.data(), P);
+          nets.ema->restore(shadow.data());
         }
         if (nets.fake) {
           Model<float>& fake = *nets.fake;
           const int64_t Pc = fake.num_params();
-          for (const ParamEntry& e : fake.param_table()) c->weights.read_f32(kCriticPrefix + e.name, e.shape, fake.params().data() + e.offset);
+          std::vector<float> fw(static_cast<size_t>(Pc));
+          for (const ParamEntry& e : fake.param_table()) c->weights.read_f32(kCriticPrefix + e.name, e.shape, fw.data() + e.offset);
+          set_params(fake, fw);
           std::vector<float> c1(static_cast<size_t>(Pc)), c2(static_cast<size_t>(Pc));
           c->state.read_f32("optim.critic.exp_avg", {Pc}, c1.data());
           c->state.read_f32("optim.critic.exp_avg_sq", {Pc}, c2.data());
@@ -393,16 +405,21 @@ TrainResult train(const TrainOptions& o, const TrainData& d, JobContext& context
     }
   }
 
+  // Host staging of everything a checkpoint holds (downloaded at each save only).
+  std::vector<float> h_gen, h_ema, h_m, h_v, h_fake, h_cm, h_cv;
   auto save = [&](int64_t at) {
     CheckpointData cd;
     cd.step = at;
-    cd.weights = weight_refs(table, gen.params().data(), kGeneratorPrefix);
+    h_gen = host_params(gen);
+    cd.weights = weight_refs(table, h_gen.data(), kGeneratorPrefix);
     if (nets.ema->active()) {
-      auto ema_refs = weight_refs(table, nets.ema->shadow().data(), kGeneratorEmaPrefix);
+      nets.ema->download(h_ema);
+      auto ema_refs = weight_refs(table, h_ema.data(), kGeneratorEmaPrefix);
       cd.weights.insert(cd.weights.end(), ema_refs.begin(), ema_refs.end());
     }
-    cd.state = {{"optim.generator.exp_avg", DType::F32, {P}, nets.opt->exp_avg().data()},
-                {"optim.generator.exp_avg_sq", DType::F32, {P}, nets.opt->exp_avg_sq().data()}};
+    nets.opt->download(h_m, h_v);
+    cd.state = {{"optim.generator.exp_avg", DType::F32, {P}, h_m.data()},
+                {"optim.generator.exp_avg_sq", DType::F32, {P}, h_v.data()}};
     cd.meta = {{"train.problem", key},
                {"trainer", trainer_name(kind)},
                {"rng.counter", std::to_string(rng.counter())},
@@ -411,10 +428,12 @@ TrainResult train(const TrainOptions& o, const TrainData& d, JobContext& context
                {"ema.active", nets.ema->active() ? "1" : "0"}};
     if (nets.fake) {
       Model<float>& fake = *nets.fake;
-      auto refs = weight_refs(fake.param_table(), fake.params().data(), kCriticPrefix);
+      h_fake = host_params(fake);
+      auto refs = weight_refs(fake.param_table(), h_fake.data(), kCriticPrefix);
       cd.weights.insert(cd.weights.end(), refs.begin(), refs.end());
-      cd.state.push_back({"optim.critic.exp_avg", DType::F32, {fake.num_params()}, nets.critic_opt->exp_avg().data()});
-      cd.state.push_back({"optim.critic.exp_avg_sq", DType::F32, {fake.num_params()}, nets.critic_opt->exp_avg_sq().data()});
+      nets.critic_opt->download(h_cm, h_cv);
+      cd.state.push_back({"optim.critic.exp_avg", DType::F32, {fake.num_params()}, h_cm.data()});
+      cd.state.push_back({"optim.critic.exp_avg_sq", DType::F32, {fake.num_params()}, h_cv.data()});
       cd.meta["optim.critic.steps"] = std::to_string(nets.critic_opt->steps());
     }
     const CheckpointPaths p = save_checkpoint(o.work_dir, cd);
@@ -452,8 +471,8 @@ TrainResult train(const TrainOptions& o, const TrainData& d, JobContext& context
   dmd.renoise_context = true;
 
   // Clip + AdamW + (EMA) on one network; returns the pre-clip gradient norm.
-  auto update = [&](Model<float>& m, AdamW& opt, double max_norm, const char* what) {
-    const double norm = clip_grad_norm({{m.grads().data(), m.num_params()}}, max_norm);
+  auto update = [&](Model<float>& m, DeviceAdamW& opt, double max_norm, const char* what) {
+    const double norm = nets.device.ops().clip_grad_norm(m.grads().data(), m.num_params(), max_norm);
     CFP_CHECK(std::isfinite(norm), "train: the %s gradient norm became %s at step %lld; lower the learning rate", what,
               std::isnan(norm) ? "NaN" : "infinite", static_cast<long long>(step + 1));
     opt.step(m.params().data(), m.grads().data());
@@ -484,9 +503,9 @@ TrainResult train(const TrainOptions& o, const TrainData& d, JobContext& context
           loss = plain_diffusion_loss(gen, scratch, grid, x_batch.data(), text_batch.data(), B, F,
                                       o.causal ? MaskKind::block_causal : MaskKind::full, o.bf16_timesteps, rng);
         check_loss(loss, "diffusion");
-        nets.ema->maybe_start(step, gen.params().data(), P);
+        nets.ema->maybe_start(step, gen.params().data());
         norm = update(gen, *nets.opt, o.max_grad_norm, "generator");
-        nets.ema->update(gen.params().data(), P);
+        nets.ema->update(gen.params().data());
         break;
       }
       case Trainer::ode: {
@@ -494,21 +513,21 @@ TrainResult train(const TrainOptions& o, const TrainData& d, JobContext& context
         gen.zero_grad();
         loss = ode_regression_loss(gen, scratch, grid, o.denoising_steps, x_batch.data(), d.slots, text_batch.data(), B, F, rng);
         check_loss(loss, "ODE regression");
-        nets.ema->maybe_start(step, gen.params().data(), P);
+        nets.ema->maybe_start(step, gen.params().data());
         norm = update(gen, *nets.opt, o.max_grad_norm, "generator");
-        nets.ema->update(gen.params().data(), P);
+        nets.ema->update(gen.params().data());
         break;
       }
       case Trainer::consistency_distillation: {
         next_batch(true);
-        nets.ema->maybe_start(step, gen.params().data(), P);
-        set_params(*nets.ema_target, nets.ema->shadow());
+        nets.ema->maybe_start(step, gen.params().data());
+        be.copy(nets.ema_target->params().data(), nets.ema->shadow(), P);
         gen.zero_grad();
         loss = consistency_distillation_loss(gen, *nets.teacher, *nets.ema_target, scratch, grid, cd_grid, x_batch.data(),
                                              text_batch.data(), uncond_batch.data(), B, F, o.guidance_scale, rng);
         check_loss(loss, "consistency distillation");
         norm = update(gen, *nets.opt, o.max_grad_norm, "student");
-        nets.ema->update(gen.params().data(), P);
+        nets.ema->update(gen.params().data());
         break;
       }
       case Trainer::score_distillation: {
@@ -519,9 +538,9 @@ TrainResult train(const TrainOptions& o, const TrainData& d, JobContext& context
           gen_loss = dmd_generator_loss(gen, *nets.real, fake, scratch, grid, score_grid, dmd, text_batch.data(), uncond_batch.data(),
                                         B, F, rng);
           check_loss(gen_loss, "DMD generator");
-          nets.ema->maybe_start(step, gen.params().data(), P);
+          nets.ema->maybe_start(step, gen.params().data());
           gen_norm = update(gen, *nets.opt, o.max_grad_norm, "generator");
-          nets.ema->update(gen.params().data(), P);
+          nets.ema->update(gen.params().data());
         }
         next_batch(false);
         fake.zero_grad();
@@ -557,11 +576,14 @@ TrainResult train(const TrainOptions& o, const TrainData& d, JobContext& context
   result.step = step;
   result.generator_loss = gen_loss;
   result.ema_active = nets.ema->active();
+  result.backend = be.name();
 
   if (!o.output_path.empty() && !result.cancelled) {
-    std::vector<TensorRef> tensors = weight_refs(table, gen.params().data(), kGeneratorPrefix);
+    h_gen = host_params(gen);
+    std::vector<TensorRef> tensors = weight_refs(table, h_gen.data(), kGeneratorPrefix);
     if (nets.ema->active()) {
-      auto refs = weight_refs(table, nets.ema->shadow().data(), kGeneratorEmaPrefix);
+      nets.ema->download(h_ema);
+      auto refs = weight_refs(table, h_ema.data(), kGeneratorEmaPrefix);
       tensors.insert(tensors.end(), refs.begin(), refs.end());
     }
     Metadata meta;

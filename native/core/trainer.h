@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "core/device.h"
 #include "core/job.h"
 #include "core/model.h"
 #include "core/optim.h"
@@ -97,6 +98,7 @@ struct TrainOptions {
   int64_t keep_checkpoints = 2;  // newest kept (0: all)
   int64_t progress_every = 1;
   int threads = 0;               // CPU threads (0: all cores); results do not depend on it
+  DeviceFactory device;          // the compute device; empty: the CPU backend with `threads`
 
   std::string output_path;       // final weights (generator. and, when active, generator_ema.); empty: none
   std::vector<std::pair<std::string, std::string>> output_metadata;  // extra metadata of that file
@@ -113,6 +115,7 @@ struct TrainResult {
   std::string output_path;
   int64_t params = 0;            // parameters of the trained network
   double seconds = 0.0;          // wall time of this call's steps
+  std::string backend;           // the backend that ran the job, e.g. "cpu" or "cuda:0"
 };
 
 // Runs the job; throws cfp::Error for invalid options or data (naming the field and what was
