@@ -39,6 +39,8 @@ export interface Resources {
   readonly gpus: number;
   /** Bytes; 0 means no stated need. */
   readonly memory: number;
+  /** The stage's own `device` ("cpu", "cuda", "cuda:N", "auto"); absent: the run's `--device`. */
+  readonly device?: string;
 }
 
 export interface ResolvedConfig {

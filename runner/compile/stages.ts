@@ -44,7 +44,7 @@ export interface TaskDraft {
   readonly paramRanges: Map<string, SourceRange>;
   readonly inputs: InputDraft[];
   readonly edges: { readonly to: string; readonly range: SourceRange }[];
-  readonly resources: { cpus: number; gpus: number; memory: number };
+  readonly resources: { cpus: number; gpus: number; memory: number; device?: string };
   readonly gpusRange?: SourceRange;
   retries: number;
   config?: { readonly path: string; readonly range: SourceRange; readonly overrides?: Located };
@@ -292,6 +292,11 @@ function checkedValue(name: string, expr: Expression, param: ParamSpec, scope: S
 function resource(name: string, item: Assignment, draft: TaskDraft, scope: Scope, diagnostics: Diagnostics): void {
   const value = evaluate(item.value, scope, diagnostics);
   if (value === undefined) return;
+  if (name === 'device') {
+    if (typeof value === 'string' && /^(cpu|auto|cuda(:\d{1,4})?)$/.test(value)) draft.resources.device = value;
+    else diagnostics.error('resource-type', '`device` must be "cpu", "cuda", "cuda:N" or "auto"', item.value.range);
+    return;
+  }
   if (name === 'memory') {
     const bytes = parseMemory(value);
     if (bytes === undefined) diagnostics.error('resource-type', '`memory` must be a number of bytes or a size like "8GiB"', item.value.range);

@@ -6,15 +6,15 @@ import { execFileSync } from 'node:child_process';
 
 export const detectCpus = (): number => availableParallelism();
 
-/** GPU ids this process may use: CUDA_VISIBLE_DEVICES if set, else what nvidia-smi lists. */
+/** GPU ids this process may use: CUDA_VISIBLE_DEVICES if set, else the `GPU N:` lines of `nvidia-smi -L`. */
 export function detectGpus(): number[] {
   const visible = process.env.CUDA_VISIBLE_DEVICES;
   if (visible !== undefined) {
     return visible.split(',').map((s) => s.trim()).filter((s) => /^\d+$/.test(s)).map(Number);
   }
   try {
-    const out = execFileSync('nvidia-smi', ['--query-gpu=index', '--format=csv,noheader'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000 });
-    return out.split('\n').map((s) => s.trim()).filter((s) => /^\d+$/.test(s)).map(Number);
+    const out = execFileSync('nvidia-smi', ['-L'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000 });
+    return [...out.matchAll(/^GPU (\d+):/gm)].map((m) => Number(m[1]));
   } catch {
     return [];
   }

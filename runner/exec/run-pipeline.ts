@@ -16,6 +16,7 @@ import { openStore, StoreError, type Store } from '../store/store.js';
 import { taskStates, type TaskStateInfo } from '../store/task-state.js';
 import { publishOutput } from './publish.js';
 import { detectCpus, detectGpus, gpuDeviceClass } from './resources.js';
+import { needsGpuDetection, placedTask, placeTasks, type DeviceRequest } from './device.js';
 import { runAttempt, type AttemptOutcome, type RunningWorker } from './run-task.js';
 import { describeError } from './errors.js';
 import { schedule, type TaskOutcome } from './scheduler.js';
@@ -26,8 +27,10 @@ export interface RunOptions extends SelectOptions {
   readonly root: string;
   /** CPU budget (`-j`); default: detected cores. */
   readonly jobs?: number;
-  /** GPU ids to use; default: detected. */
+  /** GPU ids to use; default: detected (`nvidia-smi -L`, or CUDA_VISIBLE_DEVICES). */
   readonly gpus?: readonly number[];
+  /** `--device`: where tasks run unless their stage says otherwise; default auto. */
+  readonly device?: DeviceRequest;
   readonly keepGoing?: boolean;
   readonly dryRun?: boolean;
   /** How long to wait for another runner's lock (ms); 0 = exit naming the holder. */
@@ -88,11 +91,20 @@ function inputPaths(store: Store, task: Task, states: ReadonlyMap<string, TaskSt
   return inputs;
 }
 
-export async function runPipeline(graph: TaskGraph, options: RunOptions): Promise<RunResult> {
+export async function runPipeline(compiled: TaskGraph, options: RunOptions): Promise<RunResult> {
   const emit = eventEmitter(options.sinks);
-  const selected = selectTasks(graph, options);
+  const selected = selectTasks(compiled, options);
   if (!selected.ok) return { status: 'refused', message: selected.message };
-  const { selection } = selected;
+
+  // Devices first: a request the machine cannot satisfy is refused before the store is touched.
+  const request = options.device ?? { kind: 'auto' };
+  const gpus = options.gpus ?? (needsGpuDetection(selected.selection.tasks, request) ? detectGpus() : []);
+  const placed = placeTasks(compiled.tasks, request, gpus, new Set(selected.selection.tasks.map((t) => t.id)));
+  if (!placed.ok) return { status: 'refused', message: placed.message };
+  const { placements } = placed;
+  const graph: TaskGraph = { ...compiled, tasks: compiled.tasks.map((t) => placedTask(t, placements.get(t.id))) };
+  const placedById = new Map(graph.tasks.map((t) => [t.id, t]));
+  const selection = { ...selected.selection, tasks: selected.selection.tasks.map((t) => placedById.get(t.id)!) };
 
   let store: Store;
   try {
@@ -101,9 +113,9 @@ export async function runPipeline(graph: TaskGraph, options: RunOptions): Promis
     if (error instanceof StoreError) return { status: 'refused', message: error.message };
     throw error;
   }
-  const needsGpu = selection.tasks.some((t) => t.resources.gpus > 0);
-  const gpus = options.gpus ?? (needsGpu ? detectGpus() : []);
-  const gpuClass = needsGpu ? gpuDeviceClass(gpus) : 'cpu';
+  // The class of the GPUs tasks are placed on (one per run: the first GPU any task may use).
+  const onGpu = selection.tasks.find((t) => t.resources.gpus > 0);
+  const gpuClass = onGpu ? gpuDeviceClass(placements.get(onGpu.id)!.allowed.length > 0 ? placements.get(onGpu.id)!.allowed : gpus) : 'cpu';
 
   if (options.dryRun) {
     const states = await taskStates(graph, { root: options.root, store, gpuDeviceClass: gpuClass, force: selection.forced });
@@ -187,6 +199,10 @@ export async function runPipeline(graph: TaskGraph, options: RunOptions): Promis
     const scheduled = await schedule(scheduledTasks, {
       cpus: options.jobs ?? detectCpus(),
       gpus,
+      gpuChoice: (task) => {
+        const allowed = placements.get(task.id)?.allowed;
+        return allowed && allowed.length > 0 ? allowed : undefined;
+      },
       keepGoing: options.keepGoing ?? false,
       stopping: () => stopping,
       willRetry: (task, attempt) => attempt <= task.retries,

@@ -83,7 +83,9 @@ export async function runAttempt(spec: AttemptSpec): Promise<AttemptOutcome> {
   void store.latest.put(task.id, { ...store.latest.get(task.id), lastAttempt: key.key });
 
   const job: WorkerJob = { task, inputs: spec.inputs, outputs, workDir, root: layout.root, device };
-  const env: Record<string, string> = { CUDA_VISIBLE_DEVICES: spec.gpuIds.join(',') };
+  // A task placed on the CPU gets no GPU and the native engine's CPU backend (native/index.ts
+  // reads CFPIPE_BACKEND), so `--device cpu` holds even where a CUDA addon is built.
+  const env: Record<string, string> = { CUDA_VISIBLE_DEVICES: spec.gpuIds.join(','), ...(spec.gpuIds.length === 0 ? { CFPIPE_BACKEND: 'cpu' } : {}) };
   // The log file is the worker's own stdout/stderr (a raw fd, not piped through us), so its
   // log survives a runner that dies.
   const logFd = openSync(logPath, 'a');

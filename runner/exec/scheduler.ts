@@ -17,6 +17,8 @@ export interface ScheduleOptions {
   readonly attempt: (task: Task, attempt: number, gpuIds: readonly number[]) => Promise<'done' | 'failed' | 'interrupted'>;
   readonly willRetry: (task: Task, attempt: number) => boolean;
   readonly skipped: (task: Task, reason: string) => void;
+  /** The GPU ids a task may take (a stage pinned to `cuda:N`); default: any of `gpus`. */
+  readonly gpuChoice?: (task: Task) => readonly number[] | undefined;
 }
 
 /**
@@ -57,15 +59,18 @@ export async function schedule(toRun: readonly Task[], options: ScheduleOptions)
         if (outcomes.has(task.id) || running.has(task.id) || !depsReady(task)) continue;
         const cpus = cpuNeed(task);
         const gpus = task.resources.gpus;
-        if (gpus > options.gpus.length) {
+        const allowed = options.gpuChoice?.(task) ?? options.gpus;
+        if (gpus > allowed.length) {
           outcomes.set(task.id, 'failed');
-          options.skipped(task, `needs ${gpus} GPU(s) but ${options.gpus.length} are available`);
+          options.skipped(task, `needs ${gpus} GPU(s) but ${allowed.length} are available`);
           if (!options.keepGoing) halted = true;
           continue;
         }
-        if (cpus > freeCpus || gpus > freeGpus.length) continue;
+        const usable = gpus === 0 ? [] : freeGpus.filter((id) => allowed.includes(id));
+        if (cpus > freeCpus || gpus > usable.length) continue;
         freeCpus -= cpus;
-        const gpuIds = freeGpus.splice(0, gpus);
+        const gpuIds = usable.slice(0, gpus);
+        for (const id of gpuIds) freeGpus.splice(freeGpus.indexOf(id), 1);
         const attempt = (attempts.get(task.id) ?? 0) + 1;
         attempts.set(task.id, attempt);
         running.set(

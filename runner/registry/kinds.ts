@@ -241,6 +241,7 @@ export const RESOURCE_PROPERTIES: { readonly [name: string]: ParamSpec } = {
   gpus: param(int, 'GPUs the task needs', 0, false),
   memory: param({ kind: 'any' }, 'memory the task needs: bytes, or a string like "8GiB"', 0, false),
   retries: param(int, 'times a failed task is retried', 0, false),
+  device: param(str, 'where the task runs: "cpu", "cuda", "cuda:N" or "auto" (default: the run\'s --device)', undefined, false),
 };
 
 /** Properties of kinds that read a YAML config. */

@@ -4,6 +4,7 @@
 
 import { parseArgs } from 'node:util';
 import type { EventSink } from '../../events.js';
+import { DEVICE_SYNTAX, parseDevice } from '../../exec/device.js';
 import { exitCodeOf, runPipeline } from '../../exec/run-pipeline.js';
 import { jsonSink } from '../../ui/json.js';
 import { plainSink } from '../../ui/plain.js';
@@ -20,6 +21,8 @@ export const help = `usage: cfpipe run FILE [TARGET...] [options]
   --from STAGE         rerun this stage and everything downstream of it
   --force STAGE        rerun this stage even if it is fresh
   -j, --jobs N         CPU budget (default: the number of cores)
+  --device D           cpu, cuda, cuda:N or auto (default): where tasks run unless their
+                       stage sets \`device\`; cuda needs a GPU that nvidia-smi -L lists
   --keep-going         after a failure, keep running tasks that do not depend on it
   --dry-run            show what would run, run nothing
   --wait               if another cfpipe holds the store, wait for it instead of exiting
@@ -40,6 +43,7 @@ export async function run(argv: readonly string[], io: CliIO): Promise<number> {
         from: { type: 'string', multiple: true, default: [] },
         force: { type: 'string', multiple: true, default: [] },
         jobs: { type: 'string', short: 'j' },
+        device: { type: 'string', default: 'auto' },
         'keep-going': { type: 'boolean', default: false },
         'dry-run': { type: 'boolean', default: false },
         wait: { type: 'boolean', default: false },
@@ -69,6 +73,11 @@ export async function run(argv: readonly string[], io: CliIO): Promise<number> {
     errorLine(io, `-j ${values.jobs}: expected a positive integer`);
     return 2;
   }
+  const device = parseDevice(values.device);
+  if (device === undefined) {
+    errorLine(io, `--device ${values.device}: expected ${DEVICE_SYNTAX}`);
+    return 2;
+  }
   const loaded = loadGraph({ file, set: values.set, use: values.use }, io);
   if (loaded === undefined) return 2;
 
@@ -92,6 +101,7 @@ export async function run(argv: readonly string[], io: CliIO): Promise<number> {
     from: values.from,
     force: values.force,
     ...(jobs !== undefined ? { jobs } : {}),
+    device,
     keepGoing: values['keep-going'],
     dryRun: values['dry-run'],
     waitForLock: values.wait ? 7 * 24 * 3600 * 1000 : 0,
