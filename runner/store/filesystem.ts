@@ -23,8 +23,13 @@ const NETWORK_FILESYSTEMS: ReadonlyMap<number, string> = new Map([
   [0x65735546, 'FUSE'], // may be local (e.g. an overlay), but sshfs/gcsfuse are common: refuse to be safe
 ]);
 
+/** The network filesystem a statfs `f_type` names, or undefined for a local one (the decision alone). */
+export function networkFilesystemOfType(type: number | bigint): string | undefined {
+  // f_type comes signed on some ABIs (0xff534d42 as a negative int32): compare as unsigned 32 bits.
+  return NETWORK_FILESYSTEMS.get(Number(BigInt.asUintN(32, BigInt(type))));
+}
+
 /** The name of the network filesystem `path` sits on, or undefined for a local one. */
 export function networkFilesystemAt(path: string): string | undefined {
-  const type = Number(statfsSync(path).type) >>> 0;
-  return NETWORK_FILESYSTEMS.get(type);
+  return networkFilesystemOfType(statfsSync(path).type);
 }
