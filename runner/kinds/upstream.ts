@@ -182,7 +182,8 @@ export const kind: StageKind = {
         await finished;
         await lines;
         if (ended.killed) ctx.log(`the job did not stop within ${stop.graceS} s of SIGTERM and was killed`);
-        if (statSync(hit.path).size !== hit.bytes) throw new KindError(`${hit.path} changed while the job was being stopped; not publishing it`);
+        const after = statSync(hit.path).size;
+        if (after !== hit.bytes) throw new KindError(`the checkpoint changed from ${hit.bytes} to ${after} bytes while the job was being stopped, so it may be incomplete; not publishing ${hit.path}`);
         writeFileSync(join(dirname(hit.path), COMPLETE_MARK), `${hit.bytes}\n`);
         ctx.progress(stop.step, stop.step);
         await place(hit.path, ctx.outputs[checkpointOutput!.name]!);

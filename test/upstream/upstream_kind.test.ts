@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { cfpipeBin, fromRoot } from '../util/paths.js';
 
 const repo = fromRoot('test', 'upstream', 'trainer_repo');
-const python = ['python3', '/usr/bin/python3'].find((p) => spawnSync(p, ['-c', 'import yaml'], { encoding: 'utf8' }).status === 0);
+const python = ['/usr/bin/python3', 'python3'].find((p) => spawnSync(p, ['-c', 'import yaml'], { encoding: 'utf8' }).status === 0);
 const skip = python === undefined ? 'no python3 with PyYAML on this machine' : false;
 
 const sha = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex');
@@ -152,6 +152,32 @@ test('a trainer that dies before its step fails the stage with the step it reach
     const out = r.stdout + r.stderr;
     assert.match(out, /the trainer ended \(exit code 1\) before checkpoint_model_400000\/model\.pt appeared/);
     assert.ok(!/\n\s+at .*\.js:\d+/.test(out), out);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('Ctrl-C of the runner ends the whole training job (trainer and its child), and the task is left to rerun', { skip }, async () => {
+  const { root, file, pids } = project();
+  try {
+    writeFileSync(file, readFileSync(file, 'utf8').replace('step: 4,', 'step: 400000,'));
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, [cfpipeBin, 'run', file, '--plain'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const deadline = Date.now() + 30_000;
+    while (pidsOf(pids).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    const started = pidsOf(pids);
+    assert.equal(started.length, 2, out);
+    const code = await new Promise<number | null>((done) => {
+      child.on('close', (c) => done(c));
+      child.kill('SIGINT');
+    });
+    assert.notEqual(code, 0);
+    const until = Date.now() + 10_000;
+    while (started.some(alive) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    for (const pid of started) assert.ok(!alive(pid), `process ${pid} still runs after the interrupt\n${out}`);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

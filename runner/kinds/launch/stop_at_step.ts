@@ -81,6 +81,15 @@ function parentTable(): Map<number, number> {
   return table;
 }
 
+/** Every process id in /proc (empty where there is none). */
+export function allPids(): number[] {
+  try {
+    return readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map(Number);
+  } catch {
+    return [];
+  }
+}
+
 /** `pid` and all its living descendants (only `pid` itself where /proc is not available). */
 export function processTree(pid: number): number[] {
   const parents = parentTable();
@@ -181,7 +190,9 @@ export async function waitForCheckpoint(
         if (seen?.path !== hit.path) onSeen?.(hit.step, hit.path);
         seen = { ...hit, size, since: now };
       } else if (now - seen.since >= stop.settleMs && size > 0) {
-        const open = pid !== undefined && openByAny(processTree(pid), hit.path);
+        // Any process, not only the job's tree: launch wrappers (pyenv shims, srun) may re-parent
+        // the writer away from the process cfpipe started.
+        const open = openByAny(allPids(), hit.path);
         if (!open) return { step: hit.step, path: hit.path, bytes: size };
       }
     } else if (exited()) {
