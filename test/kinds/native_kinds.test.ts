@@ -27,7 +27,7 @@ test.after(() => rmSync(tmp, { recursive: true, force: true }));
 
 type Values = { readonly [k: string]: Value };
 const yaml = (name: string): Values => parse(readFileSync(join(repoRoot, 'configs', name), 'utf8')) as Values;
-// A small DiT on the default geometry ([9, 48, 8, 8] latents), so each step takes milliseconds.
+// A small DiT on the default geometry, so each step takes milliseconds.
 const SMALL = { model_kwargs: { dim: 16, num_heads: 2, num_layers: 1, ffn_dim: 32, freq_dim: 8 }, batch_size: 2 };
 const config = (name: string, overrides: Values = {}) => ({
   path: `configs/${name}`,
@@ -74,7 +74,8 @@ function killWhen(j: WorkerJob, when: (m: WorkerMessage) => boolean): Promise<{ 
   });
 }
 
-const synth = task('synth', 'clean', { clips: 6, heldout_clips: 2, seed: 5 }, undefined, [
+// The domain's geometry follows the config's model_kwargs (latents [9, 12, 8, 8], 16x16 RGB clips).
+const synth = task('synth', 'clean', { clips: 6, heldout_clips: 2, seed: 5 }, config('bidirectional_base.yaml'), [
   { name: 'latents', type: 'dataset' },
   { name: 'heldout', type: 'dataset' },
   { name: 'prompts', type: 'file' },
@@ -118,11 +119,11 @@ test('the Causal Forcing chain runs on the native kinds: base, AR teacher, ODE p
     const f = new TrajectoryShardReader(out('odefull.safetensors'));
     assert.deepEqual(a.rows, [0, 2, 4]);
     assert.deepEqual(b.rows, [1, 3, 5]);
-    assert.deepEqual(a.rowShape, [6, 9, 48, 8, 8]);
+    assert.deepEqual(a.rowShape, [6, 9, 12, 8, 8]);
     assert.equal(a.metadata.snapshot_steps, '[0,1,2,3]');
     const clean = new LatentLmdbReader(data.latents);
     assert.equal(a.prompts[1], clean.prompt(2));
-    const per = 9 * 48 * 8 * 8;
+    const per = 9 * 12 * 8 * 8;
     const row = a.row(1);
     const gt = clean.clean(2);
     // Slot 5 is the GT latent (float16 both ways), slot 0 the noise: not the GT.
@@ -166,7 +167,7 @@ test('the Causal Forcing chain runs on the native kinds: base, AR teacher, ODE p
     assert.equal(s('videos_ar').forward_calls_per_video, 918);
     const set = readVideoSet(out('videos_dmd'));
     assert.equal(set.length, 2);
-    assert.deepEqual([set[0]!.video.frames, set[0]!.video.height, set[0]!.video.width], [9, 32, 32]);
+    assert.deepEqual([set[0]!.video.frames, set[0]!.video.height, set[0]!.video.width], [9, 16, 16]);
     assert.equal(set[0]!.prompt, readFileSync(data.prompts, 'utf8').split('\n')[0]);
     assert.ok(existsSync(join(out('videos_dmd'), readVideoIndex(out('videos_dmd'))[0]!.gif)));
   });
@@ -189,7 +190,7 @@ test('kill -9 during training and during ODE generation: the rerun ends byte-ide
 
   // ODE pairs: 10 rows are 2 chunks of up to 8; the kill lands after the first chunk is saved.
   const big = { latents: join(root, 'big', 'latents'), heldout: join(root, 'big', 'heldout'), prompts: join(root, 'big', 'prompts.txt') };
-  await ok({ ...job(task('synth', 'big', { clips: 10, heldout_clips: 1, seed: 2 }, undefined, synth.outputs as { name: string; type: ArtifactType }[]), {}, big), workDir: join(root, 'w-big') });
+  await ok({ ...job(task('synth', 'big', { clips: 10, heldout_clips: 1, seed: 2 }, synth.config, synth.outputs as { name: string; type: ArtifactType }[]), {}, big), workDir: join(root, 'w-big') });
   const pairs = task('ode_pairs', 'pairs_kill', { steps: 16 }, config('ar_diffusion_tf_framewise.yaml'), [{ name: 'trajectories', type: 'trajectories' }]);
   const inputs = { teacher: [straight], data: [big.latents] };
   const a = join(root, 'pairs-straight.safetensors');
