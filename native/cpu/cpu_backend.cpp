@@ -74,6 +74,15 @@ class CpuBackend final : public Backend<T> {
     });
   }
   void bias_backward(T* dbias, const T* dout, int64_t N, int64_t C) override {
+    if constexpr (kSimd) {
+      column_sums(N, C, [&](int64_t n, int64_t c0, __m256d acc[4]) {
+        const __m256 d = _mm256_loadu_ps(dout + n * C + c0);
+        acc[0] = _mm256_add_pd(acc[0], lo_pd(d));
+        acc[1] = _mm256_add_pd(acc[1], hi_pd(d));
+      }, [&](int64_t c, const double* sums) { dbias[c] += static_cast<T>(sums[0]); },
+      [&](int64_t n, int64_t c, double* sums) { sums[0] += dout[n * C + c]; });
+      return;
+    }
     // Columns split across threads; each column sums its rows in order.
     pool_.parallel_for(C, std::max<int64_t>(1, kGrain / std::max<int64_t>(N, 1)), [&](int64_t c0, int64_t c1) {
       std::vector<double> acc(static_cast<size_t>(c1 - c0), 0.0);
@@ -188,6 +197,10 @@ class CpuBackend final : public Backend<T> {
   // ---- normalisation ----
   void layernorm_forward(T* out, T* mean, T* rstd, const T* inp, const T* weight, const T* bias, int64_t N,
                          int64_t C, double eps) override {
+    if constexpr (kSimd) {
+      rows(N, C, [&](int64_t n) { layernorm_row(out + n * C, mean + n, rstd + n, inp + n * C, weight, bias, C, eps); });
+      return;
+    }
     rows(N, C, [&](int64_t n) {
       const T* x = inp + n * C;
       double m = 0;
@@ -209,6 +222,29 @@ class CpuBackend final : public Backend<T> {
   }
   void layernorm_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight, const T* mean,
                           const T* rstd, int64_t N, int64_t C) override {
+    if constexpr (kSimd) {
+      if (dinp)
+        rows(N, C, [&](int64_t n) {
+          layernorm_row_backward(dinp + n * C, dout + n * C, inp + n * C, weight, mean[n], rstd[n], C);
+        });
+      if (dweight || dbias)
+        column_sums(N, C, [&](int64_t n, int64_t c0, __m256d acc[4]) {
+          const __m256 x = _mm256_loadu_ps(inp + n * C + c0), d = _mm256_loadu_ps(dout + n * C + c0);
+          const __m256d mv = _mm256_set1_pd(double(mean[n])), rv = _mm256_set1_pd(double(rstd[n]));
+          const __m256d d0 = lo_pd(d), d1 = hi_pd(d);
+          acc[0] = _mm256_fmadd_pd(d0, _mm256_mul_pd(_mm256_sub_pd(lo_pd(x), mv), rv), acc[0]);
+          acc[1] = _mm256_fmadd_pd(d1, _mm256_mul_pd(_mm256_sub_pd(hi_pd(x), mv), rv), acc[1]);
+          acc[2] = _mm256_add_pd(acc[2], d0);
+          acc[3] = _mm256_add_pd(acc[3], d1);
+        }, [&](int64_t c, const double* sums) {
+          if (dweight) dweight[c] += static_cast<T>(sums[0]);
+          if (dbias) dbias[c] += static_cast<T>(sums[1]);
+        }, [&](int64_t n, int64_t c, double* sums) {
+          sums[0] += double(dout[n * C + c]) * ((double(inp[n * C + c]) - mean[n]) * rstd[n]);
+          sums[1] += dout[n * C + c];
+        });
+      return;
+    }
     if (dinp) {
       rows(N, C, [&](int64_t n) {
         const T* x = inp + n * C;
@@ -244,6 +280,10 @@ class CpuBackend final : public Backend<T> {
     }
   }
   void rmsnorm_forward(T* out, T* rstd, const T* inp, const T* weight, int64_t N, int64_t C, double eps) override {
+    if constexpr (kSimd) {
+      rows(N, C, [&](int64_t n) { rmsnorm_row(out + n * C, rstd + n, inp + n * C, weight, C, eps); });
+      return;
+    }
     rows(N, C, [&](int64_t n) {
       const T* x = inp + n * C;
       const double ms = dotd(x, x, C) / double(C);
@@ -254,6 +294,21 @@ class CpuBackend final : public Backend<T> {
   }
   void rmsnorm_backward(T* dinp, T* dweight, const T* dout, const T* inp, const T* weight, const T* rstd, int64_t N,
                         int64_t C) override {
+    if constexpr (kSimd) {
+      if (dinp)
+        rows(N, C, [&](int64_t n) { rmsnorm_row_backward(dinp + n * C, dout + n * C, inp + n * C, weight, rstd[n], C); });
+      if (dweight)
+        column_sums(N, C, [&](int64_t n, int64_t c0, __m256d acc[4]) {
+          const __m256 x = _mm256_loadu_ps(inp + n * C + c0), d = _mm256_loadu_ps(dout + n * C + c0);
+          const __m256d rv = _mm256_set1_pd(double(rstd[n]));
+          acc[0] = _mm256_fmadd_pd(lo_pd(d), _mm256_mul_pd(lo_pd(x), rv), acc[0]);
+          acc[1] = _mm256_fmadd_pd(hi_pd(d), _mm256_mul_pd(hi_pd(x), rv), acc[1]);
+        }, [&](int64_t c, const double* sums) { dweight[c] += static_cast<T>(sums[0]); },
+        [&](int64_t n, int64_t c, double* sums) {
+          sums[0] += double(dout[n * C + c]) * (double(inp[n * C + c]) * rstd[n]);
+        });
+      return;
+    }
     if (dinp) {
       rows(N, C, [&](int64_t n) {
         const T* x = inp + n * C;
@@ -290,6 +345,42 @@ class CpuBackend final : public Backend<T> {
   }
   void modulate_backward(T* dinp, T* dshift, T* dscale, const T* dout, const T* inp, const T* scale, int64_t ms,
                          int64_t S, int64_t Lf, int64_t C) override {
+    if constexpr (kSimd) {
+      // Per sample, per group of 8 columns: the sums over its Lf rows stay in registers.
+      pool_.parallel_for(S, 1, [&](int64_t s0, int64_t s1) {
+        const int64_t C8 = C & ~int64_t(7);
+        for (int64_t s = s0; s < s1; ++s) {
+          const float* sc = scale + s * ms;
+          for (int64_t c = 0; c < C8; c += 8) {
+            const __m256 one_sc = _mm256_add_ps(_mm256_set1_ps(1.0f), _mm256_loadu_ps(sc + c));
+            __m256d h0 = _mm256_setzero_pd(), h1 = h0, k0 = h0, k1 = h0;
+            for (int64_t r = s * Lf; r < (s + 1) * Lf; ++r) {
+              const __m256 d = _mm256_loadu_ps(dout + r * C + c), x = _mm256_loadu_ps(inp + r * C + c);
+              if (dinp) _mm256_storeu_ps(dinp + r * C + c, _mm256_fmadd_ps(d, one_sc, _mm256_loadu_ps(dinp + r * C + c)));
+              const __m256d d0 = lo_pd(d), d1 = hi_pd(d);
+              h0 = _mm256_add_pd(h0, d0);
+              h1 = _mm256_add_pd(h1, d1);
+              k0 = _mm256_fmadd_pd(d0, lo_pd(x), k0);
+              k1 = _mm256_fmadd_pd(d1, hi_pd(x), k1);
+            }
+            add_sums(dshift ? dshift + s * ms + c : nullptr, h0, h1);
+            add_sums(dscale ? dscale + s * ms + c : nullptr, k0, k1);
+          }
+          for (int64_t c = C8; c < C; ++c) {
+            double h = 0, k = 0;
+            for (int64_t r = s * Lf; r < (s + 1) * Lf; ++r) {
+              const float d = dout[r * C + c];
+              if (dinp) dinp[r * C + c] = std::fma(d, 1.0f + sc[c], dinp[r * C + c]);
+              h += d;
+              k += double(d) * inp[r * C + c];
+            }
+            if (dshift) dshift[s * ms + c] += static_cast<float>(h);
+            if (dscale) dscale[s * ms + c] += static_cast<float>(k);
+          }
+        }
+      });
+      return;
+    }
     pool_.parallel_for(S, 1, [&](int64_t s0, int64_t s1) {
       std::vector<double> dsh(static_cast<size_t>(C)), dsc(static_cast<size_t>(C));
       for (int64_t s = s0; s < s1; ++s) {
@@ -320,6 +411,34 @@ class CpuBackend final : public Backend<T> {
   }
   void gate_residual_backward(T* dy, T* dgate, const T* dx, const T* y, const T* gate, int64_t ms, int64_t S,
                               int64_t Lf, int64_t C) override {
+    if constexpr (kSimd) {
+      pool_.parallel_for(S, 1, [&](int64_t s0, int64_t s1) {
+        const int64_t C8 = C & ~int64_t(7);
+        for (int64_t s = s0; s < s1; ++s) {
+          const float* g = gate + s * ms;
+          for (int64_t c = 0; c < C8; c += 8) {
+            const __m256 gv = _mm256_loadu_ps(g + c);
+            __m256d a0 = _mm256_setzero_pd(), a1 = a0;
+            for (int64_t r = s * Lf; r < (s + 1) * Lf; ++r) {
+              const __m256 d = _mm256_loadu_ps(dx + r * C + c), yv = _mm256_loadu_ps(y + r * C + c);
+              if (dy) _mm256_storeu_ps(dy + r * C + c, _mm256_fmadd_ps(d, gv, _mm256_loadu_ps(dy + r * C + c)));
+              a0 = _mm256_fmadd_pd(lo_pd(d), lo_pd(yv), a0);
+              a1 = _mm256_fmadd_pd(hi_pd(d), hi_pd(yv), a1);
+            }
+            add_sums(dgate ? dgate + s * ms + c : nullptr, a0, a1);
+          }
+          for (int64_t c = C8; c < C; ++c) {
+            double a = 0;
+            for (int64_t r = s * Lf; r < (s + 1) * Lf; ++r) {
+              if (dy) dy[r * C + c] = std::fma(dx[r * C + c], g[c], dy[r * C + c]);
+              a += double(dx[r * C + c]) * y[r * C + c];
+            }
+            if (dgate) dgate[s * ms + c] += static_cast<float>(a);
+          }
+        }
+      });
+      return;
+    }
     pool_.parallel_for(S, 1, [&](int64_t s0, int64_t s1) {
       std::vector<double> dg(static_cast<size_t>(C));
       for (int64_t s = s0; s < s1; ++s) {
@@ -412,6 +531,160 @@ class CpuBackend final : public Backend<T> {
   }
 
  private:
+  // ---- float row kernels (AVX2; sums in double, 8 columns at a time, scalar tail) ----
+  static void layernorm_row(float* o, float* mean, float* rstd, const float* x, const float* w, const float* b,
+                            int64_t C, double eps) {
+    const int64_t C8 = C & ~int64_t(7);
+    __m256d a0 = _mm256_setzero_pd(), a1 = a0;
+    for (int64_t c = 0; c < C8; c += 8) {
+      const __m256 v = _mm256_loadu_ps(x + c);
+      a0 = _mm256_add_pd(a0, lo_pd(v));
+      a1 = _mm256_add_pd(a1, hi_pd(v));
+    }
+    double sum = hsum_pd(_mm256_add_pd(a0, a1));
+    for (int64_t c = C8; c < C; ++c) sum += x[c];
+    const double m = sum / double(C);
+    const __m256d mv = _mm256_set1_pd(m);
+    a0 = _mm256_setzero_pd(), a1 = a0;
+    for (int64_t c = 0; c < C8; c += 8) {
+      const __m256 v = _mm256_loadu_ps(x + c);
+      const __m256d d0 = _mm256_sub_pd(lo_pd(v), mv), d1 = _mm256_sub_pd(hi_pd(v), mv);
+      a0 = _mm256_fmadd_pd(d0, d0, a0);
+      a1 = _mm256_fmadd_pd(d1, d1, a1);
+    }
+    double var = hsum_pd(_mm256_add_pd(a0, a1));
+    for (int64_t c = C8; c < C; ++c) var += (x[c] - m) * (x[c] - m);
+    var /= double(C);
+    const float mt = static_cast<float>(m), rs = static_cast<float>(1.0 / std::sqrt(var + eps));
+    *mean = mt;
+    *rstd = rs;
+    const __m256 mtv = _mm256_set1_ps(mt), rsv = _mm256_set1_ps(rs);
+    for (int64_t c = 0; c < C8; c += 8) {
+      __m256 y = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + c), mtv), rsv);
+      if (w) y = _mm256_fmadd_ps(y, _mm256_loadu_ps(w + c), b ? _mm256_loadu_ps(b + c) : _mm256_setzero_ps());
+      _mm256_storeu_ps(o + c, y);
+    }
+    for (int64_t c = C8; c < C; ++c) {
+      float y = (x[c] - mt) * rs;
+      if (w) y = std::fma(y, w[c], b ? b[c] : 0.0f);
+      o[c] = y;
+    }
+  }
+  static void layernorm_row_backward(float* dx, const float* d, const float* x, const float* w, float mean,
+                                     float rstd, int64_t C) {
+    const int64_t C8 = C & ~int64_t(7);
+    const __m256d mv = _mm256_set1_pd(mean), rv = _mm256_set1_pd(rstd);
+    __m256d sd = _mm256_setzero_pd(), sdn = sd;
+    for (int64_t c = 0; c < C8; c += 8) {
+      __m256 dn = _mm256_loadu_ps(d + c);
+      const __m256 xv = _mm256_loadu_ps(x + c);
+      __m256d dn0 = lo_pd(dn), dn1 = hi_pd(dn);
+      if (w) {
+        const __m256 wv = _mm256_loadu_ps(w + c);
+        dn0 = _mm256_mul_pd(dn0, lo_pd(wv));
+        dn1 = _mm256_mul_pd(dn1, hi_pd(wv));
+      }
+      sd = _mm256_add_pd(sd, _mm256_add_pd(dn0, dn1));
+      sdn = _mm256_fmadd_pd(dn0, _mm256_mul_pd(_mm256_sub_pd(lo_pd(xv), mv), rv), sdn);
+      sdn = _mm256_fmadd_pd(dn1, _mm256_mul_pd(_mm256_sub_pd(hi_pd(xv), mv), rv), sdn);
+    }
+    double sum_d = hsum_pd(sd), sum_dn = hsum_pd(sdn);
+    for (int64_t c = C8; c < C; ++c) {
+      const double dn = w ? double(d[c]) * w[c] : double(d[c]);
+      sum_d += dn;
+      sum_dn += dn * ((double(x[c]) - mean) * rstd);
+    }
+    const float md = static_cast<float>(sum_d / double(C)), mdn = static_cast<float>(sum_dn / double(C));
+    const __m256 mtv = _mm256_set1_ps(mean), rsv = _mm256_set1_ps(rstd), mdv = _mm256_set1_ps(md),
+                 mdnv = _mm256_set1_ps(mdn);
+    for (int64_t c = 0; c < C8; c += 8) {
+      const __m256 norm = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + c), mtv), rsv);
+      __m256 dn = _mm256_loadu_ps(d + c);
+      if (w) dn = _mm256_mul_ps(dn, _mm256_loadu_ps(w + c));
+      const __m256 g = _mm256_fnmadd_ps(norm, mdnv, _mm256_sub_ps(dn, mdv));
+      _mm256_storeu_ps(dx + c, _mm256_fmadd_ps(g, rsv, _mm256_loadu_ps(dx + c)));
+    }
+    for (int64_t c = C8; c < C; ++c) {
+      const float norm = (x[c] - mean) * rstd;
+      const float dn = w ? d[c] * w[c] : d[c];
+      dx[c] = std::fma(std::fma(-norm, mdn, dn - md), rstd, dx[c]);
+    }
+  }
+  static void rmsnorm_row(float* o, float* rstd, const float* x, const float* w, int64_t C, double eps) {
+    const int64_t C8 = C & ~int64_t(7);
+    __m256d a0 = _mm256_setzero_pd(), a1 = a0;
+    for (int64_t c = 0; c < C8; c += 8) {
+      const __m256 v = _mm256_loadu_ps(x + c);
+      const __m256d v0 = lo_pd(v), v1 = hi_pd(v);
+      a0 = _mm256_fmadd_pd(v0, v0, a0);
+      a1 = _mm256_fmadd_pd(v1, v1, a1);
+    }
+    double ss = hsum_pd(_mm256_add_pd(a0, a1));
+    for (int64_t c = C8; c < C; ++c) ss += double(x[c]) * double(x[c]);
+    const float rs = static_cast<float>(1.0 / std::sqrt(ss / double(C) + eps));
+    *rstd = rs;
+    const __m256 rsv = _mm256_set1_ps(rs);
+    for (int64_t c = 0; c < C8; c += 8)
+      _mm256_storeu_ps(o + c, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + c), rsv), _mm256_loadu_ps(w + c)));
+    for (int64_t c = C8; c < C; ++c) o[c] = x[c] * rs * w[c];
+  }
+  static void rmsnorm_row_backward(float* dx, const float* d, const float* x, const float* w, float rstd, int64_t C) {
+    const int64_t C8 = C & ~int64_t(7);
+    const __m256d rv = _mm256_set1_pd(rstd);
+    __m256d a0 = _mm256_setzero_pd(), a1 = a0;
+    for (int64_t c = 0; c < C8; c += 8) {
+      const __m256 dw = _mm256_mul_ps(_mm256_loadu_ps(d + c), _mm256_loadu_ps(w + c));
+      const __m256 xv = _mm256_loadu_ps(x + c);
+      a0 = _mm256_fmadd_pd(lo_pd(dw), _mm256_mul_pd(lo_pd(xv), rv), a0);
+      a1 = _mm256_fmadd_pd(hi_pd(dw), _mm256_mul_pd(hi_pd(xv), rv), a1);
+    }
+    double s = hsum_pd(_mm256_add_pd(a0, a1));
+    for (int64_t c = C8; c < C; ++c) s += double(d[c] * w[c]) * (double(x[c]) * rstd);
+    const float m = static_cast<float>(s / double(C));
+    const __m256 rsv = _mm256_set1_ps(rstd), mv = _mm256_set1_ps(m);
+    for (int64_t c = 0; c < C8; c += 8) {
+      const __m256 norm = _mm256_mul_ps(_mm256_loadu_ps(x + c), rsv);
+      const __m256 dw = _mm256_mul_ps(_mm256_loadu_ps(d + c), _mm256_loadu_ps(w + c));
+      _mm256_storeu_ps(dx + c, _mm256_fmadd_ps(rsv, _mm256_fnmadd_ps(norm, mv, dw), _mm256_loadu_ps(dx + c)));
+    }
+    for (int64_t c = C8; c < C; ++c) dx[c] = std::fma(rstd, std::fma(-(x[c] * rstd), m, d[c] * w[c]), dx[c]);
+  }
+  // dst[0..8) += the 8 double sums (lo, hi), rounded to float.
+  static void add_sums(float* dst, __m256d lo, __m256d hi) {
+    if (!dst) return;
+    const __m256 f = _mm256_set_m128(_mm256_cvtpd_ps(hi), _mm256_cvtpd_ps(lo));
+    _mm256_storeu_ps(dst, _mm256_add_ps(_mm256_loadu_ps(dst), f));
+  }
+  // Per-column sums over N rows in double, without allocation: columns split across the pool in
+  // whole groups of 8; each group keeps up to 4 double vectors (two sums of 8 columns) in
+  // registers while body(n, c0, acc) adds row n in order; finish(c, sums) receives column c's sums.
+  // Tail columns (C % 8) go through tail(n, c, sums) in the same row order.
+  template <class Body, class Finish, class Tail>
+  void column_sums(int64_t N, int64_t C, Body body, Finish finish, Tail tail) {
+    const int64_t groups = C / 8;
+    pool_.parallel_for(groups + (C % 8 ? 1 : 0), std::max<int64_t>(1, kGrain / 8 / std::max<int64_t>(N, 1)),
+                       [&](int64_t g0, int64_t g1) {
+      for (int64_t g = g0; g < g1; ++g) {
+        if (g == groups) {
+          for (int64_t c = groups * 8; c < C; ++c) {
+            double sums[2] = {0, 0};
+            for (int64_t n = 0; n < N; ++n) tail(n, c, sums);
+            finish(c, sums);
+          }
+          continue;
+        }
+        __m256d acc[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd()};
+        for (int64_t n = 0; n < N; ++n) body(n, g * 8, acc);
+        alignas(32) double s[4][4];
+        for (int k = 0; k < 4; ++k) _mm256_store_pd(s[k], acc[k]);
+        for (int64_t j = 0; j < 8; ++j) {
+          const double sums[2] = {s[j / 4][j % 4], s[2 + j / 4][j % 4]};
+          finish(g * 8 + j, sums);
+        }
+      }
+    });
+  }
+
   static constexpr double kGeluC = 0.7978845608028654;  // sqrt(2/pi)
 
   // Float ops take the AVX2 kernels of cpu/simd_math.h; double stays on the scalar reference code
@@ -449,7 +722,9 @@ class CpuBackend final : public Backend<T> {
   double reduce(int64_t n, Fn fn) {
     constexpr int64_t kBlock = 4096;
     const int64_t blocks = (n + kBlock - 1) / kBlock;
-    std::vector<double> part(static_cast<size_t>(blocks), 0.0);
+    // Grows to the largest size seen, then the step allocates nothing here.
+    if (reduce_parts_.size() < static_cast<size_t>(blocks)) reduce_parts_.resize(static_cast<size_t>(blocks));
+    double* part = reduce_parts_.data();
     pool_.parallel_for(blocks, 4, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
         double s = 0;
@@ -458,7 +733,7 @@ class CpuBackend final : public Backend<T> {
       }
     });
     double s = 0;
-    for (double p : part) s += p;
+    for (int64_t b = 0; b < blocks; ++b) s += part[b];
     return s;
   }
   // Visits every (token element, x element) pair. Token vector order: (c, q, r) for patchify,
@@ -497,6 +772,7 @@ class CpuBackend final : public Backend<T> {
 
   ThreadPool pool_;
   AttentionScratch attn_scratch_;
+  std::vector<double> reduce_parts_;  // per-block partial sums of reduce()
 };
 
 }  // namespace

@@ -50,6 +50,14 @@ inline float hmax(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
+// Float lanes widened to double: the low and high four of eight.
+inline __m256d lo_pd(__m256 v) { return _mm256_cvtps_pd(_mm256_castps256_ps128(v)); }
+inline __m256d hi_pd(__m256 v) { return _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)); }
+inline double hsum_pd(__m256d v) {
+  const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+
 // Loads/stores of the first n lanes (n in 1..8); the other lanes read as 0 and are not written.
 inline __m256 load_n(const float* p, int64_t n) {
   return n >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, _mm256_castps_si256(lane_mask(n)));

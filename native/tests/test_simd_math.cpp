@@ -223,6 +223,81 @@ TEST_CASE(float_activation_ops_match_double_and_threads) {
     }
 }
 
+
+// The float row/column kernels (norms, modulation, gated residual, bias gradient) against the double
+// backend on widths with and without a tail of columns, with rows enough to split across threads;
+// bitwise equal on 1 and 2 threads; gradients accumulate into what is there.
+struct Both {
+  std::vector<float> f1, f2;
+  std::vector<double> d;
+  explicit Both(size_t n, std::mt19937& gen, double sd = 1.0) : f1(n), d(n) {
+    std::normal_distribution<double> nd(0.0, sd);
+    for (size_t i = 0; i < n; ++i) f1[i] = float(nd(gen)), d[i] = f1[i];
+    f2 = f1;
+  }
+  void check(const char* what, int64_t C) const {
+    CHECK(std::memcmp(f1.data(), f2.data(), f1.size() * sizeof(float)) == 0);
+    double err = 0;
+    for (size_t i = 0; i < d.size(); ++i) err = std::max(err, std::fabs(double(f1[i]) - d[i]) / std::max(1.0, std::fabs(d[i])));
+    if (!(err < 2e-5)) {
+      char buf[160];
+      std::snprintf(buf, sizeof buf, "%s C=%lld: max error %.3g vs double (or threads differ)", what, (long long)C, err);
+      cfp_test::fail(__FILE__, __LINE__, buf);
+    }
+  }
+};
+
+TEST_CASE(float_row_ops_match_double_and_threads) {
+  auto f1 = make_cpu_backend<float>(1), f2 = make_cpu_backend<float>(2);
+  auto dd = make_cpu_backend<double>(1);
+  std::mt19937 gen(11);
+  for (int64_t C : {5, 8, 13, 64, 70}) {
+    const int64_t S = 3, Lf = 200, N = S * Lf, ms = C + 3;
+    const size_t nc = size_t(N * C);
+    for (int affine = 0; affine < 3; ++affine) {  // none, weight only, weight and bias
+      Both x(nc, gen, 2.0), w(size_t(C), gen), b(size_t(C), gen), out(nc, gen), mean(size_t(N), gen), rstd(size_t(N), gen);
+      Both dout(nc, gen), dx(nc, gen), dw(size_t(C), gen), db(size_t(C), gen);
+      for (auto* v : {&x}) v->f1[0] += 3.0f, v->f2[0] += 3.0f, v->d[0] += 3.0;
+      const bool W = affine > 0, B = affine > 1;
+      f1->layernorm_forward(out.f1.data(), mean.f1.data(), rstd.f1.data(), x.f1.data(), W ? w.f1.data() : nullptr, B ? b.f1.data() : nullptr, N, C, 1e-6);
+      f2->layernorm_forward(out.f2.data(), mean.f2.data(), rstd.f2.data(), x.f2.data(), W ? w.f2.data() : nullptr, B ? b.f2.data() : nullptr, N, C, 1e-6);
+      dd->layernorm_forward(out.d.data(), mean.d.data(), rstd.d.data(), x.d.data(), W ? w.d.data() : nullptr, B ? b.d.data() : nullptr, N, C, 1e-6);
+      out.check("layernorm out", C), mean.check("layernorm mean", C), rstd.check("layernorm rstd", C);
+      f1->layernorm_backward(dx.f1.data(), W ? dw.f1.data() : nullptr, B ? db.f1.data() : nullptr, dout.f1.data(), x.f1.data(), W ? w.f1.data() : nullptr, mean.f1.data(), rstd.f1.data(), N, C);
+      f2->layernorm_backward(dx.f2.data(), W ? dw.f2.data() : nullptr, B ? db.f2.data() : nullptr, dout.f2.data(), x.f2.data(), W ? w.f2.data() : nullptr, mean.f2.data(), rstd.f2.data(), N, C);
+      dd->layernorm_backward(dx.d.data(), W ? dw.d.data() : nullptr, B ? db.d.data() : nullptr, dout.d.data(), x.d.data(), W ? w.d.data() : nullptr, mean.d.data(), rstd.d.data(), N, C);
+      dx.check("layernorm dx", C), dw.check("layernorm dweight", C), db.check("layernorm dbias", C);
+    }
+    {
+      Both x(nc, gen, 2.0), w(size_t(C), gen), out(nc, gen), rstd(size_t(N), gen), dout(nc, gen), dx(nc, gen), dw(size_t(C), gen);
+      f1->rmsnorm_forward(out.f1.data(), rstd.f1.data(), x.f1.data(), w.f1.data(), N, C, 1e-6);
+      f2->rmsnorm_forward(out.f2.data(), rstd.f2.data(), x.f2.data(), w.f2.data(), N, C, 1e-6);
+      dd->rmsnorm_forward(out.d.data(), rstd.d.data(), x.d.data(), w.d.data(), N, C, 1e-6);
+      out.check("rmsnorm out", C), rstd.check("rmsnorm rstd", C);
+      f1->rmsnorm_backward(dx.f1.data(), dw.f1.data(), dout.f1.data(), x.f1.data(), w.f1.data(), rstd.f1.data(), N, C);
+      f2->rmsnorm_backward(dx.f2.data(), dw.f2.data(), dout.f2.data(), x.f2.data(), w.f2.data(), rstd.f2.data(), N, C);
+      dd->rmsnorm_backward(dx.d.data(), dw.d.data(), dout.d.data(), x.d.data(), w.d.data(), rstd.d.data(), N, C);
+      dx.check("rmsnorm dx", C), dw.check("rmsnorm dweight", C);
+    }
+    {
+      Both x(nc, gen), sh(size_t(S * ms), gen), sc(size_t(S * ms), gen), dout(nc, gen), dx(nc, gen), dsh(size_t(S * ms), gen),
+          dsc(size_t(S * ms), gen), db(size_t(C), gen), y(nc, gen), dy(nc, gen), dg(size_t(S * ms), gen);
+      f1->modulate_backward(dx.f1.data(), dsh.f1.data(), dsc.f1.data(), dout.f1.data(), x.f1.data(), sc.f1.data(), ms, S, Lf, C);
+      f2->modulate_backward(dx.f2.data(), dsh.f2.data(), dsc.f2.data(), dout.f2.data(), x.f2.data(), sc.f2.data(), ms, S, Lf, C);
+      dd->modulate_backward(dx.d.data(), dsh.d.data(), dsc.d.data(), dout.d.data(), x.d.data(), sc.d.data(), ms, S, Lf, C);
+      dx.check("modulate dx", C), dsh.check("modulate dshift", C), dsc.check("modulate dscale", C);
+      f1->gate_residual_backward(dy.f1.data(), dg.f1.data(), dout.f1.data(), y.f1.data(), sc.f1.data(), ms, S, Lf, C);
+      f2->gate_residual_backward(dy.f2.data(), dg.f2.data(), dout.f2.data(), y.f2.data(), sc.f2.data(), ms, S, Lf, C);
+      dd->gate_residual_backward(dy.d.data(), dg.d.data(), dout.d.data(), y.d.data(), sc.d.data(), ms, S, Lf, C);
+      dy.check("gate_residual dy", C), dg.check("gate_residual dgate", C);
+      f1->bias_backward(db.f1.data(), dout.f1.data(), N, C);
+      f2->bias_backward(db.f2.data(), dout.f2.data(), N, C);
+      dd->bias_backward(db.d.data(), dout.d.data(), N, C);
+      db.check("bias_backward", C);
+    }
+  }
+}
+
 }  // namespace
 
 int main() { return cfp_test::run_all(); }
