@@ -4,6 +4,7 @@
 
 import { createInterface } from 'node:readline';
 import { closeSync, mkdirSync, openSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execaNode } from 'execa';
@@ -85,7 +86,14 @@ export async function runAttempt(spec: AttemptSpec): Promise<AttemptOutcome> {
   const job: WorkerJob = { task, inputs: spec.inputs, outputs, workDir, root: layout.root, device };
   // A task placed on the CPU gets no GPU and the native engine's CPU backend (native/index.ts
   // reads CFPIPE_BACKEND), so `--device cpu` holds even where a CUDA addon is built.
-  const env: Record<string, string> = { CUDA_VISIBLE_DEVICES: spec.gpuIds.join(','), ...(spec.gpuIds.length === 0 ? { CFPIPE_BACKEND: 'cpu' } : {}) };
+  const env: Record<string, string> = {
+    CUDA_VISIBLE_DEVICES: spec.gpuIds.join(','),
+    ...(spec.gpuIds.length === 0 ? { CFPIPE_BACKEND: 'cpu' } : {}),
+    // Every task is a fresh Node process: V8's on-disk compile cache (the directory the CLI's
+    // module.enableCompileCache() uses) spares each worker recompiling the kind and execa,
+    // about a quarter of a small task's cost. NODE_DISABLE_COMPILE_CACHE=1 still turns it off.
+    ...(process.env.NODE_COMPILE_CACHE === undefined ? { NODE_COMPILE_CACHE: join(tmpdir(), 'node-compile-cache') } : {}),
+  };
   // The log file is the worker's own stdout/stderr (a raw fd, not piped through us), so its
   // log survives a runner that dies.
   const logFd = openSync(logPath, 'a');

@@ -51,19 +51,19 @@ function timed(fn: () => void): number {
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
-function runner(root: string): number {
+function runner(root: string, env: Record<string, string> = {}): number {
   return timed(() => {
-    const r = spawnSync(process.execPath, [runGraphJs, join(root, 'graph.json'), root, '--json'], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+    const r = spawnSync(process.execPath, [runGraphJs, join(root, 'graph.json'), root, '--json'], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...env } });
     if (r.status !== 0) throw new Error(`runner exited ${r.status}`);
   });
 }
 
 /** A cold run; if a task failed (e.g. the machine is starved), the rerun resumes and its time is added. */
-function coldRunner(root: string): number {
+function coldRunner(root: string, env: Record<string, string> = {}): number {
   try {
-    return runner(root);
+    return runner(root, env);
   } catch {
-    return runner(root);
+    return runner(root, env);
   }
 }
 
@@ -77,10 +77,14 @@ const CHECK_LOOP = 'i=0; while [ $i -lt $1 ]; do [ out/f$i.txt -nt in/f$i.txt ] 
 const fmt = (s: number): string => `${s.toFixed(3)} s`;
 
 for (const n of arg('--cold', '200')) {
+  // Before/after in the same run: workers without V8's compile cache (Node's own switch) first.
+  const uncached = coldRunner(project(n), { NODE_DISABLE_COMPILE_CACHE: '1' });
   const root = project(n);
   const cold = coldRunner(root);
   const loop = shell(root, COPY_LOOP, n);
-  console.log(`cold run, ${n} tasks: cfpipe ${fmt(cold)} (${((cold / n) * 1000).toFixed(1)} ms/task), shell loop ${fmt(loop)} (${((loop / n) * 1000).toFixed(2)} ms/task); overhead ${(((cold - loop) / n) * 1000).toFixed(1)} ms per task`);
+  const perTask = (s: number): string => `${((s / n) * 1000).toFixed(1)} ms/task`;
+  console.log(`cold run, ${n} tasks: cfpipe ${fmt(cold)} (${perTask(cold)}), shell loop ${fmt(loop)} (${((loop / n) * 1000).toFixed(2)} ms/task); overhead ${(((cold - loop) / n) * 1000).toFixed(1)} ms per task`);
+  console.log(`  workers without the compile cache: ${fmt(uncached)} (${perTask(uncached)}); with it ${((cold / uncached - 1) * 100).toFixed(0)}% time change`);
 }
 for (const n of arg('--noop', '1000')) {
   const root = project(n);
