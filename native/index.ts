@@ -276,6 +276,8 @@ export interface TrainOptions {
   progressEvery?: number;
   /** CPU threads (0: all cores); results do not depend on it. */
   threads?: number;
+  /** Compute device: 'cpu' (default), 'cuda' (= cuda:0), 'cuda:N', or 'auto' (CUDA when the CUDA addon finds a device). */
+  device?: DeviceSpec;
   /** Final weights: generator.* and, when the EMA is active, generator_ema.* (a checked safetensors file). */
   outputPath?: string;
   outputMetadata?: Readonly<Record<string, string>>;
@@ -291,6 +293,8 @@ export interface TrainResult {
   params: number;
   /** Wall time of this call's steps. */
   seconds: number;
+  /** The backend that ran the job: 'cpu' or 'cuda:N'. */
+  backend: string;
   resumedFrom?: number;
   checkpoint?: string;
   outputPath?: string;
@@ -309,6 +313,8 @@ export interface SampleOptions {
   /** Noise stream per row (default 0..count-1): a batch starting at row r uses stream rowIds[r]. */
   rowIds?: readonly number[];
   threads?: number;
+  /** Compute device, as in TrainOptions.device. */
+  device?: DeviceSpec;
   /** [count, textLen, textDim] */
   text: Float32Array;
   /** [textLen, textDim]: needed for CFG (many_step, ode). */
@@ -343,6 +349,8 @@ export interface SampleResult {
   totalSeconds?: number;
   /** Latent frames generated per second (no decoding). */
   framesPerSecond?: number;
+  /** The backend that ran the job: 'cpu' or 'cuda:N'. */
+  backend?: string;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -366,12 +374,26 @@ export function isNativeError(e: unknown): e is NativeError {
 
 export type Backend = 'cpu' | 'cuda';
 
+/** A job's compute device: the CLI's --device values ('cuda:N' counts within CUDA_VISIBLE_DEVICES). */
+export type DeviceSpec = 'cpu' | 'cuda' | 'auto' | `cuda:${number}`;
+
 export interface EngineInfo {
   engine: string;
   napiVersion: number;
+  /** What device 'auto' runs on: 'cuda' when the CUDA addon is loaded and sees a device. */
   backend: Backend;
+  /** Backends usable now ('cuda' first when present). */
   backends: Backend[];
+  /** True when the loaded addon was built with the CUDA backend (cfpipe_cuda.node). */
   cuda: boolean;
+  /** CUDA devices visible to the CUDA addon (0 in the CPU addon). */
+  cudaDevices: number;
+  /** Name of CUDA device 0, e.g. 'NVIDIA H200'. */
+  cudaDevice?: string;
+  /** The CUDA GEMM engine compiled in: 'cublaslt' or 'tiled'. */
+  cudaGemm?: string;
+  /** Why no CUDA device can be used (no driver, no device, or a CPU-only addon). */
+  cudaUnavailable?: string;
   compiler: string;
   buildType: 'Release' | 'Debug';
   hardwareThreads: number;

@@ -8,7 +8,8 @@
 // point it at the system Node's headers, `cmake_*` keys would become -D flags), so the build runs
 // with those variables removed.
 //
-// Output: native/build/Release/cfpipe_native.node (the loader in native/index.ts looks there) and
+// Output: native/build/Release/cfpipe_native.node, and cfpipe_cuda.node where nvcc exists (the
+// loader in native/index.ts looks there, CUDA first), and
 // the C++ test executables in native/build (ctest --test-dir native/build).
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
@@ -93,3 +94,13 @@ if (result.status !== 0) fail(`cmake-js failed (exit ${result.status ?? result.s
 const addon = join(outDir, config, 'cfpipe_native.node');
 if (existsSync(addon)) console.log(`build:native: built ${addon}`);
 else console.log('build:native: core library and C++ tests built; no binding sources yet, so no addon');
+// The CUDA addon (same binding, CUDA backend) where nvcc was found; the loader prefers it.
+const cudaAddon = join(outDir, config, 'cfpipe_cuda.node');
+if (cuda) {
+  if (existsSync(cudaAddon)) console.log(`build:native: built ${cudaAddon} (CUDA backend; the loader prefers it)`);
+  else fail(`CUDA was on but ${cudaAddon} was not built; see the CMake output above`);
+} else if (existsSync(cudaAddon)) {
+  // A CUDA addon left by an earlier build would still be preferred by the loader: remove it.
+  rmSync(cudaAddon, { force: true });
+  console.log(`build:native: removed the stale ${cudaAddon} (this build has no CUDA)`);
+}

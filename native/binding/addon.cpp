@@ -4,6 +4,7 @@
 
 #include <thread>
 
+#include "binding/device.h"
 #include "binding/io.h"
 #include "binding/jobs.h"
 #include "binding/model.h"
@@ -20,13 +21,7 @@ Napi::Value version(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("engine", "0.1.0");
   o.Set("napiVersion", Napi::Number::New(env, NAPI_VERSION));
-  o.Set("backend", "cpu");
-  o.Set("backends", [&] {
-    Napi::Array a = Napi::Array::New(env, 1);
-    a.Set(0u, "cpu");
-    return a;
-  }());
-  o.Set("cuda", false);
+  cfp_binding::describe_backends(env, o);  // backend, backends, cuda, cudaDevices, ...
 #if defined(__clang__)
   o.Set("compiler", std::string("clang ") + __clang_version__);
 #elif defined(__GNUC__)

@@ -19,6 +19,7 @@
 #include <memory>
 
 #include "binding/args.h"
+#include "binding/device.h"
 #include "binding/errors.h"
 #include "binding/job_runner.h"
 #include "binding/model.h"
@@ -29,6 +30,9 @@
 #include "core/schedule.h"
 #include "core/trainer.h"
 #include "cpu/cpu_backend.h"
+#ifdef CFPIPE_HAVE_CUDA
+#include "cuda/cuda_backend.h"
+#endif
 
 namespace cfp_binding {
 
@@ -46,6 +50,7 @@ struct SampleOptions {
   int64_t batch = 1;
   uint64_t seed = 0;
   int threads = 0;
+  cfp::DeviceFactory device;  // empty: the CPU backend with `threads`
   std::vector<double> row_ids;  // per row: its noise stream
   std::vector<float> text, text_uncond, clean;
   // few_step
@@ -63,6 +68,7 @@ struct SampleResult {
   std::vector<float> out;
   std::vector<double> calls, denoise_calls, seconds, first_block_seconds;  // per row
   double total_seconds = 0;
+  std::string backend;  // e.g. "cpu", "cuda:0"
   int64_t frames = 0;
 };
 
@@ -75,7 +81,12 @@ class TimedNet : public cfp::FlowNet {
   int64_t frames() const override { return inner_.frames(); }
   int64_t frame_numel() const override { return inner_.frame_numel(); }
   void stream(int context, float* flow, const float* x, const float* t, int64_t start_frame, int64_t n_frames) override {
-    if (first_block_ < 0 && start_frame > 0) first_block_ = std::chrono::duration<double>(Clock::now() - start_).count();
+    if (first_block_ < 0 && start_frame > 0) {
+#ifdef CFPIPE_HAVE_CUDA
+      cfp::cuda_synchronize(inner_.backend());  // the first block's kernels have finished, not only been queued
+#endif
+      first_block_ = std::chrono::duration<double>(Clock::now() - start_).count();
+    }
     inner_.stream(context, flow, x, t, start_frame, n_frames);
   }
   void teacher_forcing(int context, float* flow, const float* x_noisy, const float* t, const float* x_clean) override {
@@ -94,8 +105,8 @@ SampleResult run_sampling(const SampleOptions& o, cfp::JobContext& context) {
   for (size_t i = 0; i < o.text.size(); ++i) CFP_CHECK(std::isfinite(o.text[i]), "sample: text[%zu] is not finite", i);
   for (size_t i = 0; i < o.text_uncond.size(); ++i) CFP_CHECK(std::isfinite(o.text_uncond[i]), "sample: textUncond[%zu] is not finite", i);
   for (size_t i = 0; i < o.clean.size(); ++i) CFP_CHECK(std::isfinite(o.clean[i]), "sample: clean[%zu] is not finite", i);
-  auto backend = cfp::make_cpu_backend<float>(o.threads);
-  cfp::Backend<float>& be = *backend;
+  cfp::ComputeDevice device = o.device ? o.device() : cfp::make_cpu_device(o.threads);
+  cfp::Backend<float>& be = *device.backend;
   cfp::Model<float> model(be, c);
   const std::vector<float> w = cfp::load_model_weights(o.weights, c);
   be.upload(model.params().data(), w.data(), model.num_params());
@@ -105,6 +116,7 @@ SampleResult run_sampling(const SampleOptions& o, cfp::JobContext& context) {
   const int64_t row = slots * clip;
   const cfp::FlowMatchScheduler grid = cfp::generator_training_grid(o.timestep_shift);
   SampleResult r;
+  r.backend = be.name();
   r.out.resize(static_cast<size_t>(o.count * row));
   r.frames = c.frames;
   const auto all_start = Clock::now();
@@ -200,6 +212,7 @@ Napi::Value sample(const Napi::CallbackInfo& info) {
   opt.batch = opt_int(o, "batch", 1, W, 1, 4096);
   opt.seed = static_cast<uint64_t>(opt_int(o, "seed", 0, W, 0, (int64_t{1} << 53) - 1));
   opt.threads = static_cast<int>(opt_int(o, "threads", 0, W, 0, 1024));
+  opt.device = device_factory(parse_device(env, opt_string(o, "device", "cpu", W), W + ".device"), opt.threads);
   opt.row_ids = number_list(o, "rowIds", W);
   if (opt.row_ids.empty())
     for (int64_t i = 0; i < opt.count; ++i) opt.row_ids.push_back(static_cast<double>(i));
@@ -272,6 +285,7 @@ Napi::Value sample(const Napi::CallbackInfo& info) {
       out.Set("seconds", to_js(env, r->seconds));
       out.Set("firstBlockSeconds", to_js(env, r->first_block_seconds));
       out.Set("totalSeconds", r->total_seconds);
+      out.Set("backend", r->backend);
       const double frames = static_cast<double>(r->frames) * static_cast<double>(r->calls.size());
       out.Set("framesPerSecond", r->total_seconds > 0 ? frames / r->total_seconds : 0.0);
       return out;

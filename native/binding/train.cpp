@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "binding/args.h"
+#include "binding/device.h"
 #include "binding/errors.h"
 #include "binding/job_runner.h"
 #include "binding/model.h"
@@ -88,6 +89,8 @@ Napi::Value train(const Napi::CallbackInfo& info) {
   opt.keep_checkpoints = opt_int(o, "keepCheckpoints", opt.keep_checkpoints, W, 0, big);
   opt.progress_every = opt_int(o, "progressEvery", 1, W, 1, big);
   opt.threads = static_cast<int>(opt_int(o, "threads", 0, W, 0, 1024));
+  const DeviceChoice device = parse_device(env, opt_string(o, "device", "cpu", W), W + ".device");
+  opt.device = device_factory(device, opt.threads);
   opt.output_path = opt_string(o, "outputPath", "", W);
   for (const auto& [k, v] : metadata_from_js(has(o, "outputMetadata") ? o.Get("outputMetadata") : env.Undefined(), W + ".outputMetadata"))
     opt.output_metadata.emplace_back(k, v);
@@ -128,6 +131,7 @@ Napi::Value train(const Napi::CallbackInfo& info) {
       out.Set("emaActive", r->ema_active);
       out.Set("params", Napi::Number::New(env, static_cast<double>(r->params)));
       out.Set("seconds", r->seconds);
+      out.Set("backend", r->backend);
       if (r->resumed_from >= 0) out.Set("resumedFrom", Napi::Number::New(env, static_cast<double>(r->resumed_from)));
       if (!r->checkpoint.empty()) out.Set("checkpoint", r->checkpoint);
       if (!r->output_path.empty()) out.Set("outputPath", r->output_path);

@@ -1087,4 +1087,86 @@ std::string cuda_device_name(int device) {
   return prop.name;
 }
 
+namespace {
+
+// PyTorch's lerp (see core/optim.cpp), rounded op by op.
+__device__ __forceinline__ float lerp_rn(float self, float end, float weight) {
+  return fabsf(weight) < 0.5f ? __fadd_rn(self, __fmul_rn(weight, __fsub_rn(end, self)))
+                              : __fsub_rn(end, __fmul_rn(__fsub_rn(end, self), __fsub_rn(1.0f, weight)));
+}
+
+class CudaOptimOps final : public OptimOps {
+ public:
+  explicit CudaOptimOps(CudaBackend& be) : be_(be) {}
+
+  double clip_grad_norm(float* grad, int64_t n, double max_norm) override {
+    CFP_CHECK(max_norm > 0.0, "max_norm must be positive, got %g", max_norm);
+    const double total = std::sqrt(be_.sum_squares(grad, n));
+    if (!std::isfinite(total)) return total;
+    const double coef = max_norm / (total + 1e-6);
+    if (coef < 1.0) {
+      const float c = static_cast<float>(coef);
+      be_.elems(n, [=] __device__(int64_t i) { grad[i] = __fmul_rn(grad[i], c); });
+    }
+    return total;
+  }
+
+  void adamw_update(const AdamWSlot& s, const AdamWConfig& config, int64_t step) override {
+    CFP_CHECK(step >= 1, "AdamW step count must start at 1, got %lld", static_cast<long long>(step));
+    CFP_CHECK(s.n >= 0 && (s.n == 0 || (s.param && s.grad && s.exp_avg && s.exp_avg_sq)),
+              "AdamW slot has null buffers or a negative size");
+    const double bias_correction1 = 1.0 - std::pow(config.beta1, static_cast<double>(step));
+    const double bias_correction2 = 1.0 - std::pow(config.beta2, static_cast<double>(step));
+    const float decay = static_cast<float>(1.0 - config.lr * config.weight_decay);
+    const float lerp_weight = static_cast<float>(1.0 - config.beta1);
+    const float beta2 = static_cast<float>(config.beta2);
+    const float one_minus_beta2 = static_cast<float>(1.0 - config.beta2);
+    const float neg_step_size = -static_cast<float>(config.lr / bias_correction1);
+    const float bc2_sqrt = static_cast<float>(std::sqrt(bias_correction2));
+    const float eps = static_cast<float>(config.eps);
+    float* param = s.param;
+    const float* grad = s.grad;
+    float* m_buf = s.exp_avg;
+    float* v_buf = s.exp_avg_sq;
+    be_.elems(s.n, [=] __device__(int64_t i) {
+      const float g = grad[i];
+      float p = __fmul_rn(param[i], decay);
+      const float m = lerp_rn(m_buf[i], g, lerp_weight);
+      const float v = __fadd_rn(__fmul_rn(v_buf[i], beta2), __fmul_rn(__fmul_rn(one_minus_beta2, g), g));
+      const float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(v), bc2_sqrt), eps);
+      p = __fadd_rn(p, __fmul_rn(neg_step_size, __fdiv_rn(m, denom)));
+      m_buf[i] = m;
+      v_buf[i] = v;
+      param[i] = p;
+    });
+  }
+
+  void ema_update(float* shadow, const float* param, int64_t n, double decay) override {
+    CFP_CHECK(decay >= 0.0 && decay <= 1.0, "EMA decay must lie in [0, 1], got %g", decay);
+    const double keep = decay, take = 1.0 - decay;
+    be_.elems(n, [=] __device__(int64_t i) {
+      shadow[i] = static_cast<float>(__dadd_rn(__dmul_rn(keep, double(shadow[i])), __dmul_rn(take, double(param[i]))));
+    });
+  }
+
+ private:
+  CudaBackend& be_;
+};
+
+}  // namespace
+
+std::unique_ptr<OptimOps> make_cuda_optim_ops(Backend<float>& cuda_backend) {
+  auto* cb = dynamic_cast<CudaBackend*>(&cuda_backend);
+  CFP_CHECK(cb != nullptr, "make_cuda_optim_ops needs a CUDA backend, got %s", cuda_backend.name().c_str());
+  return std::make_unique<CudaOptimOps>(*cb);
+}
+
+ComputeDevice make_cuda_device(int device) {
+  ComputeDevice d;
+  d.backend = make_cuda_backend(device);
+  d.owned_optim = make_cuda_optim_ops(*d.backend);
+  d.optim = d.owned_optim.get();
+  return d;
+}
+
 }  // namespace cfp

@@ -12,6 +12,8 @@
 #include <string>
 
 #include "core/backend.h"
+#include "core/device.h"
+#include "core/optim.h"
 
 namespace cfp {
 
@@ -31,5 +33,14 @@ void cuda_synchronize(Backend<float>& backend);
 
 // The device's name, e.g. "NVIDIA H200" (empty when unavailable).
 std::string cuda_device_name(int device = 0);
+
+// AdamW, grad-norm clipping and EMA as kernels on `cuda_backend`'s stream (buffers in its device
+// memory). Per element the same float (AdamW) and double (EMA) arithmetic as core/optim.cpp, with
+// no contraction into FMAs; the norm is the backend's fixed-order double reduction. Throws when
+// `cuda_backend` is not a CUDA backend.
+std::unique_ptr<OptimOps> make_cuda_optim_ops(Backend<float>& cuda_backend);
+
+// The CUDA backend on `device` with its optimizer ops: the compute device of a GPU job.
+ComputeDevice make_cuda_device(int device = 0);
 
 }  // namespace cfp

@@ -17,7 +17,7 @@
 
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { sample, type SampleOptions } from '../../native/index.js';
+import { sample, type DeviceSpec, type SampleOptions } from '../../native/index.js';
 import { readPrompts } from '../domain/prompts_file.js';
 import { boolParam, geometryFromConfig, intParam } from '../domain/params.js';
 import { writeVideoSet, type LabelledClip } from '../domain/video_set.js';
@@ -71,6 +71,7 @@ export const kind: StageKind = {
       batch: steps ? 1 : MANY_STEP_BATCH,
       seed,
       threads: threadsFor(task),
+      device: ctx.device as DeviceSpec,
       text: encoder.encodeBatch(prompts),
       timestepShift: shift,
     };

@@ -17,7 +17,7 @@
 
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { readCheckedSafetensors, sample, verifyCheckedSafetensors, writeCheckedSafetensors, type SampleOptions } from '../../native/index.js';
+import { readCheckedSafetensors, sample, verifyCheckedSafetensors, writeCheckedSafetensors, type DeviceSpec, type SampleOptions } from '../../native/index.js';
 import { LatentLmdbReader, LmdbLayoutError } from '../domain/lmdb_layout.js';
 import { intParam, stringParam } from '../domain/params.js';
 import { TrajectoryShardWriter } from '../domain/trajectories.js';
@@ -116,6 +116,7 @@ export const kind: StageKind = {
         seed,
         rowIds: rows.slice(first, first + n),
         threads,
+        device: ctx.device as DeviceSpec,
         text: text.subarray(first * L, (first + n) * L),
         textUncond,
         clean: clean.subarray(first * clip, (first + n) * clip),

@@ -14,7 +14,7 @@
 
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { train, type TrainData, type TrainOptions } from '../../native/index.js';
+import { train, type TrainData, type DeviceSpec, type TrainOptions } from '../../native/index.js';
 import { LatentLmdbReader, LmdbLayoutError } from '../domain/lmdb_layout.js';
 import { readPrompts } from '../domain/prompts_file.js';
 import { boolParam, intParam } from '../domain/params.js';
@@ -88,6 +88,7 @@ export const kind: StageKind = {
       checkpointEvery,
       keepCheckpoints: 2,
       threads: threadsFor(task),
+      device: ctx.device as DeviceSpec,
       outputPath: out,
       outputMetadata: { stage: task.stage, config: task.config.path, trainer },
     };
