@@ -1,8 +1,9 @@
-// The fetch core: sources (hub repositories, folders, files; plain URLs) → a folder of verified
-// files. Revisions are resolved to commit shas once and remembered in the work dir, so a resumed
+// The fetch core: sources (hub repositories, folders, files; plain URLs; local files and folders
+// named by `file:`) → a folder of verified files. Revisions are resolved to commit shas once and remembered in the work dir, so a resumed
 // fetch downloads the same commit as the interrupted one. Files download in parallel into the
 // work dir; each is verified, then kept under workDir/verified/ until all are done, and only then
 // moved into `outDir`. A rerun skips verified files and resumes partial ones with HTTP Range.
+// Local files are copied the same way (runner/fetch/local.ts); a changed local file is copied again.
 
 import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
@@ -20,15 +21,17 @@ import type { DownloadEvent } from './download.js';
 import { runPool } from './pool.js';
 import { RateMeter } from './rate.js';
 import { requireFree } from './disk.js';
+import { copyLocalFile, planLocal } from './local.js';
+import type { LocalFile } from './local.js';
 
 export interface SourceSpec {
-  /** `hf://…` or `https://…` (see source.ts). */
+  /** `hf://…`, `https://…` or `file:…` (see source.ts). */
   readonly source: string;
   /** Subfolder of the output this source lands in ('' = the output folder itself). */
   readonly into?: string;
-  /** Plain URLs: the sha256 the file must have (hub files carry their own checksums). */
+  /** Plain URLs and local files: the sha256 the file must have (hub files carry their own checksums). */
   readonly sha256?: string;
-  /** Plain URLs: the exact size. */
+  /** Plain URLs and local files: the exact size. */
   readonly size?: number;
 }
 
@@ -47,6 +50,8 @@ export interface FetchOptions {
   readonly outDir: string;
   /** Kept across interruptions: partial files, verified files, pinned commits. */
   readonly workDir: string;
+  /** The folder relative `file:` sources start at (the project root; default the current directory). */
+  readonly root?: string;
   /** Environment to read HF_ENDPOINT and HF_TOKEN from (default process.env). */
   readonly env?: Readonly<Record<string, string | undefined>>;
   readonly concurrency?: number;
@@ -81,6 +86,8 @@ export const DEFAULT_ENDPOINT = 'https://huggingface.co';
 interface Planned {
   readonly file: RemoteFile;
   readonly sourceText: string;
+  /** Set for `file:` sources: the file is copied, not downloaded. */
+  readonly local?: LocalFile;
 }
 
 interface VerifiedRecord {
@@ -128,6 +135,20 @@ export async function fetchAll(o: FetchOptions): Promise<FetchManifest> {
       manifestSources.push({ source: text });
       continue;
     }
+    if (source.kind === 'local') {
+      const found = await planLocal(source, text, o.root ?? process.cwd(), { ...(spec.sha256 !== undefined ? { sha256: spec.sha256 } : {}), ...(spec.size !== undefined ? { size: spec.size } : {}) });
+      log(`${text}: ${found.path} (${found.files.length} file${found.files.length === 1 ? '' : 's'})`);
+      for (const { relPath, file } of found.files) {
+        const local: LocalFile = { ...file, relPath: place(relPath) };
+        planned.push({
+          sourceText: text,
+          local,
+          file: { relPath: local.relPath, url: `file://${encodeURI(local.path)}`, size: local.size, sha256: local.sha256, gitSha1: undefined, identity: local.identity, display: local.display },
+        });
+      }
+      manifestSources.push({ source: text });
+      continue;
+    }
     const pinKey = `${source.repoType}:${source.repo}@${source.revision}`;
     let commit = pins[pinKey];
     if (commit === undefined) {
@@ -166,7 +187,7 @@ export async function fetchAll(o: FetchOptions): Promise<FetchManifest> {
   let sizesKnown = true;
   for (const p of todo) {
     if (p.file.size === undefined) sizesKnown = false;
-    else remaining += p.file.size - ((await sizeOrUndefined(partPathOf(partsDir, p.file))) ?? 0);
+    else remaining += p.file.size - (p.local !== undefined ? 0 : ((await sizeOrUndefined(partPathOf(partsDir, p.file))) ?? 0));
   }
   await mkdir(partsDir, { recursive: true });
   await requireFree(partsDir, remaining);
@@ -176,7 +197,8 @@ export async function fetchAll(o: FetchOptions): Promise<FetchManifest> {
   // 3. Download in parallel; progress counts bytes on disk (resumed and verified ones included).
   const meter = new RateMeter();
   let onDiskBefore = done.reduce((s, f) => s + f.size, 0);
-  for (const p of todo) onDiskBefore += (await sizeOrUndefined(partPathOf(partsDir, p.file))) ?? 0;
+  // A local copy starts over, so only downloads count their partial bytes.
+  for (const p of todo) if (p.local === undefined) onDiskBefore += (await sizeOrUndefined(partPathOf(partsDir, p.file))) ?? 0;
   let filesDone = done.length;
   let lastReport = 0;
   const report = (force: boolean): void => {
@@ -190,6 +212,21 @@ export async function fetchAll(o: FetchOptions): Promise<FetchManifest> {
   report(true);
   let received = 0;
   const fetched = await runPool(todo, o.concurrency ?? 4, async (p) => {
+    if (p.local !== undefined) {
+      const copied = await copyLocalFile(p.local, partPathOf(partsDir, p.file), join(verifiedDir, p.file.relPath), {
+        ...(o.signal ? { signal: o.signal } : {}),
+        onBytes: (n) => {
+          meter.add(n);
+          report(false);
+        },
+        ...(o.onEvent ? { onEvent: o.onEvent } : {}),
+      });
+      records[p.file.relPath] = { identity: p.file.identity, sha256: copied.sha256, size: copied.size };
+      await writeJsonAtomic(recordsPath, records);
+      filesDone++;
+      report(true);
+      return { relPath: p.file.relPath, size: copied.size, sha256: copied.sha256, source: p.sourceText } satisfies FetchedFile;
+    }
     const isHub = p.sourceText.startsWith('hf://');
     const result = await downloadFile(p.file, partPathOf(partsDir, p.file), join(verifiedDir, p.file.relPath), {
       headers: isHub ? hub.authHeaders() : {},
@@ -225,9 +262,12 @@ export async function fetchAll(o: FetchOptions): Promise<FetchManifest> {
   return manifest;
 }
 
-/** Partial files are named by content identity, so a changed listing never reuses a stale one. */
+/**
+ * Partial files are named by content identity, so a changed listing never reuses a stale one, and
+ * by destination, so the same content fetched to two places (two `into`s) never shares one.
+ */
 function partPathOf(partsDir: string, file: RemoteFile): string {
-  const id = createHash('sha256').update(file.identity).digest('hex').slice(0, 16);
+  const id = createHash('sha256').update(file.identity).update('\0').update(file.relPath).digest('hex').slice(0, 16);
   return join(partsDir, `${id}-${basename(file.relPath)}.part`);
 }
 

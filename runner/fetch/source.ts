@@ -4,6 +4,9 @@
 //   hf://models/owner/repo[@rev][/path]     the same, explicit
 //   hf://datasets/owner/repo[@rev][/path]   a dataset repository
 //   https://host/path  (http:// too)        one plain file
+//   file:///absolute/path                    a local file or folder (RFC 8089; file://localhost/… too)
+//   file:relative/path                       a local file or folder, relative to the project root
+//                                            (the folder holding .cfpipe/), as npm's `file:` specs
 //
 // The revision follows the Hugging Face `hf://` convention: `@` after the repository name, with a
 // slash inside the revision written as %2F (`@refs%2Fpr%2F3`). No revision means `main`.
@@ -28,7 +31,13 @@ export interface UrlSource {
   readonly name: string;
 }
 
-export type FetchSource = HubSource | UrlSource;
+export interface LocalSource {
+  readonly kind: 'local';
+  /** The path as written after `file:` (percent-decoded): absolute, or relative to the project root. */
+  readonly path: string;
+}
+
+export type FetchSource = HubSource | UrlSource | LocalSource;
 
 export type ParseResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly message: string };
 
@@ -37,7 +46,8 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 export function parseSource(text: string): ParseResult<FetchSource> {
   if (text.startsWith('hf://')) return parseHub(text);
   if (text.startsWith('https://') || text.startsWith('http://')) return parseUrl(text);
-  return { ok: false, message: `"${text}" is not a source: write hf://owner/repo[/path] or an https:// URL` };
+  if (text.startsWith('file:')) return parseLocal(text);
+  return { ok: false, message: `"${text}" is not a source: write hf://owner/repo[/path], an https:// URL, file:///absolute/path or file:path/relative/to/the/project` };
 }
 
 function parseHub(text: string): ParseResult<HubSource> {
@@ -97,9 +107,32 @@ function parseUrl(text: string): ParseResult<UrlSource> {
   return { ok: true, value: { kind: 'url', url: url.toString(), name } };
 }
 
+function parseLocal(text: string): ParseResult<LocalSource> {
+  let rest = text.slice('file:'.length);
+  if (rest.startsWith('//')) {
+    // file://HOST/path: only the local host makes sense for a copy.
+    const slash = rest.indexOf('/', 2);
+    const host = slash < 0 ? rest.slice(2) : rest.slice(2, slash);
+    if (host !== '' && host !== 'localhost') {
+      return { ok: false, message: `"${text}": file:// URLs name this machine only (file:///path or file://localhost/path), not host "${host}"` };
+    }
+    rest = slash < 0 ? '' : rest.slice(slash);
+  }
+  let path: string;
+  try {
+    path = decodeURIComponent(rest);
+  } catch {
+    return { ok: false, message: `"${text}": the path is not valid percent-encoding` };
+  }
+  if (path === '' || path === '/') return { ok: false, message: `"${text}" names no file: write file:///absolute/path or file:path/relative/to/the/project` };
+  if (path.includes('\0')) return { ok: false, message: `"${text}": the path contains a NUL byte` };
+  return { ok: true, value: { kind: 'local', path } };
+}
+
 /** A source written back as text (for logs and manifests). */
 export function formatSource(source: FetchSource): string {
   if (source.kind === 'url') return source.url;
+  if (source.kind === 'local') return source.path.startsWith('/') ? `file://${encodeURI(source.path)}` : `file:${encodeURI(source.path)}`;
   const prefix = source.repoType === 'dataset' ? 'datasets/' : '';
   const rev = source.revision === 'main' ? '' : `@${encodeURIComponent(source.revision)}`;
   return `hf://${prefix}${source.repo}${rev}${source.path === '' ? '' : `/${source.path}`}`;

@@ -1,9 +1,11 @@
-// `fetch`: files and whole repositories from a Hugging Face-compatible hub, or plain URLs.
+// `fetch`: files and whole repositories from a Hugging Face-compatible hub, plain URLs, or local
+// files and folders (`file:///absolute/path`, or `file:path` relative to the project root).
 //
 //   stage base: fetch {
 //     source = "hf://acme/tiny-video@v1"                  # a repository, folder or file; or
 //     sources = ["hf://datasets/acme/clips/ODE6KCausal_chunkwise_0",
-//                { source = "https://example.org/x.bin", sha256 = "…", size = 123, into = "extra" }]
+//                { source = "https://example.org/x.bin", sha256 = "…", size = 123, into = "extra" },
+//                "file:data/prompts.txt"]
 //     concurrency = 4                                      # files in parallel (default 4)
 //     stall_timeout = 60                                   # seconds without a byte before resuming
 //     output model: dir                                    # `file` when exactly one file is fetched
@@ -24,10 +26,11 @@ import { KindError, type KindContext, type StageKind } from './types.js';
 
 const isMap = (v: Value | undefined): v is { readonly [k: string]: Value } => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** The stage's sources, from `source` (one) or `sources` (a list of strings or maps). */
+/** The stage's sources, from `source` (one; `url` is its older spelling) or `sources` (a list of strings or maps). */
 export function readSources(params: { readonly [k: string]: Value }): SourceSpec[] {
-  const raw: readonly Value[] = params.sources !== undefined ? (Array.isArray(params.sources) ? params.sources : [params.sources as Value]) : params.source !== undefined ? [params.source] : [];
-  if (raw.length === 0) throw new KindError('fetch: set `source` (or `sources`) to hf://owner/repo[/path] or an https:// URL');
+  const one = params.source ?? params.url;
+  const raw: readonly Value[] = params.sources !== undefined ? (Array.isArray(params.sources) ? params.sources : [params.sources as Value]) : one !== undefined ? [one] : [];
+  if (raw.length === 0) throw new KindError('fetch: set `source` (or `sources`) to hf://owner/repo[/path], an https:// URL, file:///absolute/path or file:path/in/the/project');
   return raw.map((item, i) => {
     if (typeof item === 'string') {
       // A single source may carry its checksum at stage level.
@@ -67,6 +70,7 @@ export const kind: StageKind = {
         sources,
         outDir,
         workDir: join(ctx.workDir, 'fetch'),
+        root: ctx.root,
         concurrency,
         stallMs: stall * 1000,
         signal: ctx.signal,

@@ -45,13 +45,13 @@ export const STAGE_KINDS: { readonly [name: string]: StageKindSpec } = {
   },
   fetch: {
     name: 'fetch',
-    doc: 'bring an artifact from a URL or local path (file://, http(s)://, or a path), resumable and verified',
+    doc: 'bring an artifact from a hub, a URL or a local path (hf://, http(s)://, file:///abs or file:relative/to/project), resumable and verified',
     inputs: {},
     outputs: {},
     declaredOutputs: { min: 1, max: 1 },
     params: {
       // runner/kinds/fetch.ts reads `source` / `sources` (and the rest below).
-      source: param(str, 'where the artifact comes from: hf://owner/repo[@rev][/path], hf://datasets/owner/repo[/path], or an https:// URL'),
+      source: param(str, 'where the artifact comes from: hf://owner/repo[@rev][/path], hf://datasets/owner/repo[/path], an https:// URL, or a local file or folder: file:///absolute/path, file:path/relative/to/the/project'),
       sources: param({ kind: 'list' }, 'several sources: strings, or maps { source, sha256, size, into }'),
       url: param(str, 'where the artifact comes from (older spelling of `source`)'),
       sha256: param(str, 'expected digest of the fetched bytes'),
