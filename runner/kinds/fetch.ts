@@ -14,6 +14,11 @@
 // The endpoint comes from HF_ENDPOINT (default https://huggingface.co), the token from HF_TOKEN
 // (never printed). Partial and verified files live in the task's work dir, so an interrupted
 // fetch resumes with HTTP Range on the next run; see runner/fetch/fetch.ts.
+//
+// The cache key holds the sources as written (and their sha256/size), not the bytes behind them:
+// as with a URL whose file changes on the server, editing a `file:` source's file does not rerun a
+// finished fetch by itself (`cfpipe run --force <stage>` does; a pinned sha256 makes a changed
+// file fail loudly instead of passing unnoticed).
 
 import { readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
