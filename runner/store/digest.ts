@@ -1,15 +1,24 @@
 // Content digests of files and directory trees, memoised by (device, inode, size, mtime) so an
 // unchanged 100 GB file is never read twice. A directory's digest is a hash over its sorted
 // entries (name, type, digest of each file or subtree); symlinks are hashed by their target text.
+// An LMDB environment's lock file is left out: it holds the reader table, not data, and every
+// reader (even read-only) rewrites it, so hashing it would make any dataset that a later task
+// reads look modified.
 
 import { createHash } from 'node:crypto';
-import { lstatSync, readdirSync, readlinkSync, statSync, type BigIntStats } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readlinkSync, statSync, type BigIntStats } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { MemoRecord } from './records.js';
 import type { Store } from './store.js';
 
 const memoKey = (st: BigIntStats): string => `${st.dev}:${st.ino}`;
+
+/** `lock.mdb` beside `data.mdb`, or `NAME-lock` beside an LMDB file `NAME` (no-subdir layout). */
+export function isLmdbLockFile(dir: string, name: string): boolean {
+  if (name === 'lock.mdb') return existsSync(join(dir, 'data.mdb'));
+  return name.endsWith('-lock') && existsSync(join(dir, name.slice(0, -'-lock'.length)));
+}
 
 /** The memoised digest of a file if its (dev, ino, size, mtime) still match, else undefined. */
 export function memoDigest(store: Store, st: BigIntStats): string | undefined {
@@ -56,6 +65,7 @@ export async function digestPath(store: Store, path: string, sync = false): Prom
     const hash = createHash('sha256').update('tree\0');
     let size = 0;
     for (const name of readdirSync(path).sort()) {
+      if (isLmdbLockFile(path, name)) continue;
       const child = await digestPath(store, join(path, name), sync);
       hash.update(`${name}\0${child.digest}\n`);
       size += child.size;

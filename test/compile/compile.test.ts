@@ -6,9 +6,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
 import { compilePipeline, type CompileOptions } from '../../runner/compile/index.js';
 import { parseYamlConfig } from '../../runner/config/index.js';
-import { repoRoot } from '../util/paths.js';
+import { fromRoot, repoRoot } from '../util/paths.js';
 
 /** Compile `text` as a pipeline beside the shipped ones (so `include "common.cf"` works). */
 function compile(text: string, options: CompileOptions = {}) {
@@ -96,7 +98,8 @@ stage ar: train {
   const kwargs = config.values['model_kwargs'] as Record<string, unknown>;
   assert.equal(kwargs['num_layers'], 2, 'override');
   assert.equal(kwargs['dim'], 64, 'default block kept beside the override');
-  assert.equal(kwargs['timestep_shift'], 5, 'chosen file merged into the default block');
+  const chosen = parseYaml(readFileSync(fromRoot('configs/ar_diffusion_tf_framewise.yaml'), 'utf8')) as { model_kwargs: Record<string, unknown> };
+  assert.equal(kwargs['timestep_shift'], chosen.model_kwargs['timestep_shift'], 'chosen file merged into the default block');
 });
 
 test('GPU requests are checked against --gpus', () => {
