@@ -67,7 +67,9 @@ describe('the terminal interface', { skip: hasTmux ? false : 'tmux is not instal
     writeFileSync(join(root, 'ui.cf'), PIPELINE);
     let midRun = '';
     const final = await inTmux(root, 80, `${node} ${cfpipeBin} run ui.cf`, async (capture) => {
-      for (let i = 0; i < 200 && !/█/.test(midRun); i++) {
+      // Poll until the bar shows (or the run has ended); a loaded machine may take seconds to start.
+      const deadline = Date.now() + 60_000;
+      while (Date.now() < deadline && !/█/.test(midRun) && !/EXIT=/.test(midRun)) {
         await new Promise((r) => setTimeout(r, 25));
         midRun = capture();
       }
