@@ -2,7 +2,8 @@
 // upstream's dataset tools read and write — implemented directly, because the `lmdb` npm package
 // (3.x) writes data format 2 and crashes on format-1 files. Two pieces:
 //
-//   LmdbV1Reader  read-only point lookups in an existing data.mdb (B+tree walk, overflow pages);
+//   LmdbV1Reader  read-only point lookups in an existing data.mdb (B+tree walk, overflow pages)
+//                 and the list of all its keys in key order;
 //   LmdbV1Writer  bulk-builds a new data.mdb: values stream to overflow pages as they arrive,
 //                 and the sorted leaf and branch pages plus the meta pages are written at the end.
 //
@@ -125,6 +126,32 @@ export class LmdbV1Reader {
     return { node, key: page.subarray(node + NODE_HEADER, node + NODE_HEADER + ksize) };
   }
 
+  /** The child page number a branch page's slot points at (48 bits in lo|hi|flags). */
+  private static branchChild(page: Buffer, slot: number): bigint {
+    const node = page.readUInt16LE(PAGE_HEADER + 2 * slot);
+    return BigInt(page.readUInt16LE(node)) | (BigInt(page.readUInt16LE(node + 2)) << 16n) | (BigInt(page.readUInt16LE(node + 4)) << 32n);
+  }
+
+  private unexpectedFlags(flags: number): LmdbV1Error {
+    return new LmdbV1Error(`${this.path}: unexpected page flags 0x${flags.toString(16)} in the tree (corrupt)`);
+  }
+
+  /** Every key of the main database (copies), in key order: a walk of the tree down to its leaves. */
+  keys(): Buffer[] {
+    const keys: Buffer[] = [];
+    const visit = (pgno: bigint, depth: number): void => {
+      if (depth >= 64) throw new LmdbV1Error(`${this.path}: tree deeper than 64 levels (corrupt)`);
+      const page = this.page(pgno);
+      const flags = page.readUInt16LE(10);
+      const n = LmdbV1Reader.slots(page);
+      if (flags & P_BRANCH) for (let i = 0; i < n; i++) visit(LmdbV1Reader.branchChild(page, i), depth + 1);
+      else if (flags & P_LEAF) for (let i = 0; i < n; i++) keys.push(Buffer.from(LmdbV1Reader.nodeKey(page, i).key));
+      else throw this.unexpectedFlags(flags);
+    };
+    if (this.main.root !== INVALID_PAGE) visit(this.main.root, 0);
+    return keys;
+  }
+
   /** The value stored under `key` (a copy), or undefined. */
   get(key: string | Uint8Array): Buffer | undefined {
     const k = typeof key === 'string' ? Buffer.from(key, 'utf8') : key;
@@ -145,12 +172,10 @@ export class LmdbV1Reader {
             lo = mid + 1;
           } else hi = mid - 1;
         }
-        const node = page.readUInt16LE(PAGE_HEADER + 2 * child);
-        const pgno = BigInt(page.readUInt16LE(node)) | (BigInt(page.readUInt16LE(node + 2)) << 16n) | (BigInt(page.readUInt16LE(node + 4)) << 32n);
-        page = this.page(pgno);
+        page = this.page(LmdbV1Reader.branchChild(page, child));
         continue;
       }
-      if ((flags & P_LEAF) === 0) throw new LmdbV1Error(`${this.path}: unexpected page flags 0x${flags.toString(16)} in the tree (corrupt)`);
+      if ((flags & P_LEAF) === 0) throw this.unexpectedFlags(flags);
       let lo = 0;
       let hi = n - 1;
       while (lo <= hi) {
