@@ -1,7 +1,6 @@
 // Merge throughput in MB/s (full and clean), beside two baselines measured in the same run: a
 // read-only pass over the same rows with lmdb (the read side alone) and `cp -r` of the shard
 // folders (raw file copy). Run: npx tsc -p . && node dist/test/bench/merge_throughput.js [rowsPerShard]
-import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,23 +8,18 @@ import { open } from 'lmdb';
 import { planMerge } from '../../runner/merge/plan.js';
 import { mergeShards } from '../../runner/merge/merge.js';
 import { writeShard } from '../merge/fixture.js';
+import { BENCH_ROW as ROW, BENCH_ROW_BYTES as rowBytes, benchShardPaths, benchTotalMB, timeCopyBaseline } from './merge_bench_shards.js';
 
 const rowsPerShard = Number(process.argv[2] ?? '40');
-const ROW = [6, 4, 16, 32, 32]; // 786 kB per fp16 row
-const rowBytes = ROW.reduce((a, b) => a * b, 1) * 2;
 const scratch = await mkdtemp(join(tmpdir(), 'cfpipe-bench-merge-'));
 try {
-  const shards = [0, 1, 2, 3].map((i) => join(scratch, `ODE6KCausal_chunkwise_${i}`));
+  const shards = benchShardPaths(join(scratch, 'ODE6KCausal_chunkwise'));
   for (const [i, s] of shards.entries()) await writeShard(s, ROW, rowsPerShard, i + 1, 16);
-  const totalMB = (shards.length * rowsPerShard * rowBytes) / 1e6;
+  const totalMB = benchTotalMB(shards.length, rowsPerShard);
+
+  const cpS = timeCopyBaseline(shards, scratch);
 
   let t = performance.now();
-  execFileSync('mkdir', ['-p', join(scratch, 'copy')]);
-  execFileSync('cp', ['-r', ...shards, join(scratch, 'copy')]);
-  execFileSync('sync');
-  const cpS = (performance.now() - t) / 1000;
-
-  t = performance.now();
   let read = 0;
   for (const s of shards) {
     const db = open<Buffer, string>(s, { encoding: 'binary', readOnly: true, noSubdir: false });

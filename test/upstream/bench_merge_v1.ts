@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { findPythonWithLmdb, runPython } from '../domain/python.js';
 import { planMerge } from '../../runner/merge/plan.js';
 import { mergeShards } from '../../runner/merge/merge.js';
+import { BENCH_ROW as ROW, BENCH_ROW_BYTES as rowBytes, benchShardPaths, benchTotalMB, timeCopyBaseline } from '../bench/merge_bench_shards.js';
 
 const python = findPythonWithLmdb();
 if (python === undefined) {
@@ -17,8 +18,6 @@ if (python === undefined) {
   process.exit(0);
 }
 const rowsPerShard = Number(process.argv[2] ?? '40');
-const ROW = [6, 4, 16, 32, 32]; // 786 kB per fp16 row
-const rowBytes = ROW.reduce((a, b) => a * b, 1) * 2;
 const scratch = await mkdtemp(join(tmpdir(), 'cfpipe-bench-merge-v1-'));
 try {
   runPython(python, `
@@ -35,16 +34,12 @@ for s in range(4):
         txn.put(b"prompts_shape", str(n).encode())
     env.close()
 `, [join(scratch, 'ODE6KCausal_framewise'), String(rowsPerShard), ROW.join(',')]);
-  const shards = [0, 1, 2, 3].map((i) => join(scratch, `ODE6KCausal_framewise_${i}`));
-  const totalMB = (shards.length * rowsPerShard * rowBytes) / 1e6;
+  const shards = benchShardPaths(join(scratch, 'ODE6KCausal_framewise'));
+  const totalMB = benchTotalMB(shards.length, rowsPerShard);
+
+  const cpS = timeCopyBaseline(shards, scratch);
 
   let t = performance.now();
-  execFileSync('mkdir', ['-p', join(scratch, 'copy')]);
-  execFileSync('cp', ['-r', ...shards, join(scratch, 'copy')]);
-  execFileSync('sync');
-  const cpS = (performance.now() - t) / 1000;
-
-  t = performance.now();
   runPython(python, `
 import sys, lmdb
 for p in sys.argv[1:]:
