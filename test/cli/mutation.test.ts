@@ -12,22 +12,11 @@ import { join } from 'node:path';
 import { runCli } from '../../runner/cli/cli.js';
 import type { CliIO } from '../../runner/cli/io.js';
 import { cfpipeBin, fromRoot } from '../util/paths.js';
+import { seededRandom } from '../util/seeded_random.js';
 
 const SEED = Number(process.env['CFPIPE_MUTATION_SEED'] ?? 20260724);
 const IN_PROCESS = 2400;
 const CHILDREN = 30;
-
-/** A small deterministic generator (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const FRAGMENTS = ['{', '}', '[', ']', '[*]', '..', '.', '=', ':', ',', '"', '${', '#', '\n', ' ', '0', '-1', '4e-6', '1e309',
   'stage', 'param', 'include', 'provide', 'default', 'publish', 'to', 'output', 'in', 'true', 'int', 'train', 'exec',
@@ -96,7 +85,7 @@ function assertOnlyDiagnostics(code: number, output: string, what: string): void
 test(`${IN_PROCESS} mutated pipelines and configs through runCli: only diagnostics`, async (t) => {
   const dir = scratch();
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const random = rng(SEED);
+  const random = seededRandom(SEED);
   const originals = new Map(TARGETS.map((p) => [p, readFileSync(join(dir, p), 'utf8')]));
   let slowest = 0;
   let failedChecks = 0;
@@ -123,7 +112,7 @@ test(`${IN_PROCESS} mutated pipelines and configs through runCli: only diagnosti
 test(`${CHILDREN} mutated pipelines through the real executable`, (t) => {
   const dir = scratch();
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const random = rng(SEED + 1);
+  const random = seededRandom(SEED + 1);
   const original = readFileSync(join(dir, 'pipelines/framewise.cf'), 'utf8');
   for (let i = 0; i < CHILDREN; i++) {
     writeFileSync(join(dir, 'pipelines/framewise.cf'), mutate(mutate(original, random), random));

@@ -7,6 +7,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { formatPipeline, parsePipeline } from '../../grammar/index.js';
 import { hasErrors } from '../../grammar/diagnostic.js';
 import { fromRoot } from '../util/paths.js';
+import { seededRandom } from '../util/seeded_random.js';
 import { naivePosition, withoutRanges } from './ast-walk.js';
 
 // Seeds: the grammar fixtures and the pipelines the product ships.
@@ -17,18 +18,6 @@ const seeds = seedDirs.flatMap((dir) =>
     .sort()
     .map((f) => readFileSync(`${dir}/${f}`, 'utf8')),
 );
-
-/** mulberry32: a small, good-enough seeded generator. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const pieces = /\s+|[A-Za-z_][A-Za-z0-9_]*|-?\d+(?:\.\d+)?(?:e-?\d+)?|"(?:[^"\\\n]|\\.)*"|#[^\n]*|\.\.|./g;
 const noise = ['{', '}', '[', ']', '"', ':', '=', '.', '..', ',', ';', '#', '$', '${', '\\', '@', '\n', '*', '-', 'stage', 'in', 'x', '0', 'é', '\t', "'"];
@@ -66,7 +55,7 @@ function mutate(text: string, rnd: () => number): string {
 }
 
 test('mutated pipelines never throw, finish fast, and keep every diagnostic inside the source', () => {
-  const rnd = random(Number(process.env.FUZZ_SEED ?? 20240611));
+  const rnd = seededRandom(Number(process.env.FUZZ_SEED ?? 20240611));
   const cases = 3000;
   let withErrors = 0;
   let clean = 0;
