@@ -2,14 +2,13 @@
 // from checkpoints), with the listr2 interface on a terminal, plain lines otherwise, or JSON
 // events with --json.
 
-import { parseArgs } from 'node:util';
 import type { EventSink } from '../../events.js';
 import { DEVICE_SYNTAX, parseDevice } from '../../exec/device.js';
 import { exitCodeOf, runPipeline } from '../../exec/run-pipeline.js';
 import { jsonSink } from '../../ui/json.js';
 import { plainSink } from '../../ui/plain.js';
 import type { CliIO } from '../io.js';
-import { errorLine, loadGraph } from './runner-common.js';
+import { errorLine, loadGraph, parseCommandLine } from './runner-common.js';
 
 export const summary = 'run a pipeline: every task not fresh, resuming from checkpoints';
 
@@ -31,29 +30,26 @@ export const help = `usage: cfpipe run FILE [TARGET...] [options]
 `;
 
 export async function run(argv: readonly string[], io: CliIO): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      options: {
-        set: { type: 'string', multiple: true, default: [] },
-        use: { type: 'string', multiple: true, default: [] },
-        only: { type: 'string', multiple: true, default: [] },
-        from: { type: 'string', multiple: true, default: [] },
-        force: { type: 'string', multiple: true, default: [] },
-        jobs: { type: 'string', short: 'j' },
-        device: { type: 'string', default: 'auto' },
-        'keep-going': { type: 'boolean', default: false },
-        'dry-run': { type: 'boolean', default: false },
-        wait: { type: 'boolean', default: false },
-        json: { type: 'boolean', default: false },
-        plain: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (error) {
-    errorLine(io, (error as Error).message);
+  const parsed = parseCommandLine(
+    argv,
+    {
+      set: { type: 'string', multiple: true, default: [] },
+      use: { type: 'string', multiple: true, default: [] },
+      only: { type: 'string', multiple: true, default: [] },
+      from: { type: 'string', multiple: true, default: [] },
+      force: { type: 'string', multiple: true, default: [] },
+      jobs: { type: 'string', short: 'j' },
+      device: { type: 'string', default: 'auto' },
+      'keep-going': { type: 'boolean', default: false },
+      'dry-run': { type: 'boolean', default: false },
+      wait: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      plain: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    io,
+  );
+  if (parsed === undefined) {
     io.stderr(help);
     return 2;
   }

@@ -1,5 +1,5 @@
-// Shared by the runner's commands (run, status, explain, logs, gc): compiling the pipeline
-// named on the command line with its diagnostics rendered, and finding the project root.
+// Shared by the runner's commands (run, status, explain, logs, gc): reading the command line,
+// compiling the pipeline named on it with its diagnostics rendered, and finding the project root.
 
 import { hasErrors } from '../../../grammar/diagnostic.js';
 import { renderText } from '../../../grammar/render.js';
@@ -7,6 +7,7 @@ import { compilePipeline, findRoot } from '../../compile/index.js';
 import type { TaskGraph } from '../../graph.js';
 import type { CliIO } from '../io.js';
 import { dirname, resolve } from 'node:path';
+import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
 
 export interface GraphArgs {
   readonly file: string;
@@ -47,3 +48,13 @@ export const projectRoot = (): string => findRoot(process.cwd());
 export const errorLine = (io: { readonly stderr: (text: string) => void }, message: string): void => {
   io.stderr(`cfpipe: ${message}\n`);
 };
+
+/** parseArgs (strict, positionals allowed); a mistake is printed as one `cfpipe:` line and gives undefined. */
+export function parseCommandLine<O extends ParseArgsOptionsConfig>(argv: readonly string[], options: O, io: CliIO) {
+  try {
+    return parseArgs({ args: [...argv], allowPositionals: true, options });
+  } catch (error) {
+    errorLine(io, (error as Error).message);
+    return undefined;
+  }
+}

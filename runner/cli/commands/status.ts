@@ -2,29 +2,23 @@
 // why); without one, the last attempt of every task the store knows. Also names a run in
 // progress (the lock holder) and the last run.
 
-import { parseArgs } from 'node:util';
 import { describeHolder, lockHolder } from '../../store/lock.js';
 import { openStore } from '../../store/store.js';
 import { taskStates } from '../../store/task-state.js';
 import { formatDuration } from '../../ui/format.js';
 import type { CliIO } from '../io.js';
-import { errorLine, loadGraph, projectRoot } from './runner-common.js';
+import { loadGraph, parseCommandLine, projectRoot } from './runner-common.js';
 
 export const summary = 'show the state of every task (fresh, resumable, run) and any run in progress';
 export const help = 'usage: cfpipe status [FILE] [--set NAME=VALUE] [--json]\n';
 
 export async function run(argv: readonly string[], io: CliIO): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      options: { set: { type: 'string', multiple: true, default: [] }, use: { type: 'string', multiple: true, default: [] }, json: { type: 'boolean', default: false } },
-    });
-  } catch (error) {
-    errorLine(io, (error as Error).message);
-    return 2;
-  }
+  const parsed = parseCommandLine(
+    argv,
+    { set: { type: 'string', multiple: true, default: [] }, use: { type: 'string', multiple: true, default: [] }, json: { type: 'boolean', default: false } },
+    io,
+  );
+  if (parsed === undefined) return 2;
   const { values, positionals } = parsed;
   const file = positionals[0];
   const loaded = file !== undefined ? loadGraph({ file, set: values.set, use: values.use }, io) : undefined;
