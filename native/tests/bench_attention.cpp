@@ -3,41 +3,23 @@
 // kernel, kept here as the baseline and measured in the same run. Prints the largest difference
 // between the two outputs too. Built and run by test/bench/native-attention.sh (not a ctest).
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <limits>
-#include <random>
 #include <vector>
 
 #include "cpu/attention.h"
 #include "cpu/cpu_backend.h"
 #include "cpu/thread_pool.h"
+#include "bench_util.h"
 
 using namespace cfp;
+using cfp_bench::best_ms;
+using cfp_bench::randn;
 
 namespace {
-
-double best_ms(const std::function<void()>& fn, int reps) {
-  fn();
-  double best = 1e30;
-  for (int r = 0; r < reps; ++r) {
-    auto t0 = std::chrono::steady_clock::now();
-    fn();
-    best = std::min(best, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-  }
-  return best;
-}
-
-std::vector<float> randn(size_t n, unsigned seed) {
-  std::mt19937 g(seed);
-  std::normal_distribution<float> d;
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(g);
-  return v;
-}
 
 // ---- the baseline: the scalar kernel the CPU backend had before (one exp and one mask decision
 // per query-key pair, double accumulators, backward split over batch x head only).

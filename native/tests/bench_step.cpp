@@ -2,37 +2,18 @@
 // plain teacher-forcing forward measured in the same run as the baseline the ratios refer to.
 // Built and run by test/bench/native-step.sh (not a ctest).
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
-#include <random>
 #include <vector>
 
 #include "core/objectives.h"
 #include "cpu/cpu_backend.h"
+#include "bench_util.h"
 
 using namespace cfp;
-
-namespace {
-double best_ms(const std::function<void()>& fn, int reps) {
-  fn();
-  double best = 1e30;
-  for (int r = 0; r < reps; ++r) {
-    auto t0 = std::chrono::steady_clock::now();
-    fn();
-    best = std::min(best, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-  }
-  return best;
-}
-std::vector<float> randn(size_t n, unsigned seed) {
-  std::mt19937 g(seed);
-  std::normal_distribution<float> d;
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(g);
-  return v;
-}
-}  // namespace
+using cfp_bench::best_ms;
+using cfp_bench::randn;
 
 int main(int argc, char** argv) {
   const int threads = argc > 1 ? std::atoi(argv[1]) : 2;
