@@ -1,4 +1,5 @@
-// A minimal check harness for the model engineer's C++ tests (ops, model, objectives).
+// A minimal check harness for the model engineer's C++ tests (ops, model, objectives), with the
+// tiny model, its random parameters and the finite differences the gradient tests share.
 //
 // Tolerance rule for gradient checks (as llm.c writes its thresholds down):
 //   Everything runs in double. Central differences with step h = 1e-5 have truncation error
@@ -14,6 +15,8 @@
 #include <random>
 #include <string>
 #include <vector>
+
+#include "core/model.h"
 
 namespace cfp_test {
 
@@ -51,6 +54,52 @@ double tol_ratio(const A* a, const B* b, size_t n, double atol, double rtol) {
 
 constexpr double kGradAtol = 1e-6, kGradRtol = 1e-5, kFdStep = 1e-5;
 
+// The central difference (loss(x + h) - loss(x - h)) / 2h at one element; restores *x.
+inline double central_difference(double* x, const std::function<double()>& loss) {
+  const double keep = *x;
+  *x = keep + kFdStep;
+  const double lp = loss();
+  *x = keep - kFdStep;
+  const double lm = loss();
+  *x = keep;
+  return (lp - lm) / (2 * kFdStep);
+}
+
+// |analytic - numeric| against the gradient tolerance; <= 1 means they match.
+inline double grad_error(double analytic, double numeric) {
+  return std::fabs(analytic - numeric) / (kGradAtol + kGradRtol * std::fabs(numeric));
+}
+
+// The tiny model the gradient tests differentiate in double: 2 channels of 4x4 latents (4 tokens
+// per frame), width 12 with 2 heads (head dim 6: RoPE pairs 1 temporal, 1 height, 1 width),
+// 6 frames in blocks of k.
+inline cfp::ModelConfig tiny_grad_config(int64_t k, int64_t layers) {
+  cfp::ModelConfig c;
+  c.channels = 2;
+  c.height = 4;
+  c.width = 4;
+  c.dim = 12;
+  c.heads = 2;
+  c.ffn_dim = 16;
+  c.layers = layers;
+  c.freq_dim = 8;
+  c.text_dim = 5;
+  c.text_len = 3;
+  c.frames = 6;
+  c.frames_per_block = k;
+  return c;
+}
+
+// Seeded init plus normal noise (stddev 0.3) on every parameter, biases and norm weights too, so
+// every path carries signal.
+template <class T>
+void randomize(cfp::Model<T>& m, uint64_t seed) {
+  m.init(seed);
+  auto noise = randn<T>(size_t(m.num_params()), seed + 1, 0.3);
+  T* p = m.params().data();
+  for (int64_t i = 0; i < m.num_params(); ++i) p[i] += noise[size_t(i)];
+}
+
 // Checks the analytic gradient `analytic` of loss(x) w.r.t. the n values at x by central
 // differences (every element, or `max_checks` evenly spread ones). Restores x.
 inline void grad_check(const std::string& name, double* x, const double* analytic, size_t n,
@@ -60,14 +109,8 @@ inline void grad_check(const std::string& name, double* x, const double* analyti
   size_t worst_i = 0;
   double worst_num = 0;
   for (size_t i = 0; i < n; i += stride) {
-    const double keep = x[i];
-    x[i] = keep + kFdStep;
-    const double lp = loss();
-    x[i] = keep - kFdStep;
-    const double lm = loss();
-    x[i] = keep;
-    const double num = (lp - lm) / (2 * kFdStep);
-    const double r = std::fabs(analytic[i] - num) / (kGradAtol + kGradRtol * std::fabs(num));
+    const double num = central_difference(&x[i], loss);
+    const double r = grad_error(analytic[i], num);
     if (!(r <= worst)) {
       worst = r;
       worst_i = i;

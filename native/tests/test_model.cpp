@@ -16,32 +16,6 @@ using namespace cfp_test;
 
 namespace {
 
-ModelConfig tiny_test_config(int64_t k) {
-  ModelConfig c;
-  c.channels = 2;
-  c.height = 4;
-  c.width = 4;  // 4 tokens per frame
-  c.dim = 12;
-  c.heads = 2;  // head dim 6: RoPE pairs 1 temporal, 1 height, 1 width
-  c.ffn_dim = 16;
-  c.layers = 2;
-  c.freq_dim = 8;
-  c.text_dim = 5;
-  c.text_len = 3;
-  c.frames = 6;
-  c.frames_per_block = k;
-  return c;
-}
-
-// Random parameters everywhere (biases and norm weights too), so every path carries signal.
-template <class T>
-void randomize(Model<T>& m, uint64_t seed) {
-  m.init(seed);
-  auto noise = randn<T>(size_t(m.num_params()), seed + 1, 0.3);
-  T* p = m.params().data();
-  for (int64_t i = 0; i < m.num_params(); ++i) p[i] += noise[size_t(i)];
-}
-
 struct Inputs {
   std::vector<double> x, xc, t, text, R;
 };
@@ -63,7 +37,7 @@ enum class Mode { full, block_causal, teacher_forcing, stream };
 // Gradient check of loss = sum(out * R) w.r.t. a sample of every parameter tensor and the input.
 void check_model_grads(Mode mode, int64_t k) {
   auto be = make_cpu_backend<double>(2);
-  const ModelConfig c = tiny_test_config(k);
+  const ModelConfig c = tiny_grad_config(k, 2);
   Model<double> m(*be, c);
   randomize(m, 7);
   const int64_t B = 2, F = 6;
@@ -130,14 +104,8 @@ void check_model_grads(Mode mode, int64_t k) {
     bool any_nonzero = false;
     for (int64_t s = 0; s < std::min<int64_t>(5, n); ++s) {
       const int64_t i = e.offset + (s * 7919) % n;
-      const double keep = p[i];
-      p[i] = keep + kFdStep;
-      const double lp = loss();
-      p[i] = keep - kFdStep;
-      const double lm = loss();
-      p[i] = keep;
-      const double nd = (lp - lm) / (2 * kFdStep);
-      const double r = std::fabs(g[i] - nd) / (kGradAtol + kGradRtol * std::fabs(nd));
+      const double nd = central_difference(&p[i], loss);
+      const double r = grad_error(g[i], nd);
       if (std::fabs(nd) > 1e-9) any_nonzero = true;
       if (!(r <= worst)) worst = r, worst_name = e.name + " [" + std::to_string(i - e.offset) + "] analytic " +
                                                  std::to_string(g[i]) + " numeric " + std::to_string(nd);
@@ -161,7 +129,7 @@ std::vector<float> frames_of(const std::vector<float>& x, int64_t B, int64_t F, 
 
 void check_stream_equals_block_causal(int64_t k) {
   auto be = make_cpu_backend<float>(2);
-  ModelConfig c = tiny_test_config(k);
+  ModelConfig c = tiny_grad_config(k, 2);
   c.dim = 16, c.heads = 2, c.frames = 6;
   Model<float> m(*be, c);
   randomize(m, 3);
@@ -191,7 +159,7 @@ void check_stream_equals_block_causal(int64_t k) {
 // streaming with a cache of the clean blocks written at t = 0.
 void check_teacher_forcing_causality(int64_t k) {
   auto be = make_cpu_backend<float>(2);
-  ModelConfig c = tiny_test_config(k);
+  ModelConfig c = tiny_grad_config(k, 2);
   Model<float> m(*be, c);
   randomize(m, 4);
   const int64_t B = 1, F = 6, pf = c.channels * c.height * c.width;

@@ -17,30 +17,6 @@ using namespace cfp_test;
 
 namespace {
 
-ModelConfig cfg(int64_t k) {
-  ModelConfig c;
-  c.channels = 2;
-  c.height = 4;
-  c.width = 4;
-  c.dim = 12;
-  c.heads = 2;
-  c.ffn_dim = 16;
-  c.layers = 1;
-  c.freq_dim = 8;
-  c.text_dim = 5;
-  c.text_len = 3;
-  c.frames = 6;
-  c.frames_per_block = k;
-  return c;
-}
-
-template <class T>
-void randomize(Model<T>& m, uint64_t seed) {
-  m.init(seed);
-  auto noise = randn<T>(size_t(m.num_params()), seed + 1, 0.3);
-  for (int64_t i = 0; i < m.num_params(); ++i) m.params().data()[i] += noise[size_t(i)];
-}
-
 // Compares model.grads() (from one call of `loss_and_grad`) with central differences of `loss`
 // on up to 3 elements of every parameter tensor.
 void check_param_grads(const std::string& tag, Model<double>& m, const std::function<double()>& loss) {
@@ -54,15 +30,9 @@ void check_param_grads(const std::string& tag, Model<double>& m, const std::func
   for (const auto& e : m.param_table()) {
     for (int64_t s = 0; s < std::min<int64_t>(3, e.numel()); ++s) {
       const int64_t i = e.offset + (s * 7919) % e.numel();
-      const double keep = p[i];
-      p[i] = keep + kFdStep;
-      const double lp = loss();
-      p[i] = keep - kFdStep;
-      const double lm = loss();
-      p[i] = keep;
-      const double nd = (lp - lm) / (2 * kFdStep);
+      const double nd = central_difference(&p[i], loss);
       any = any || std::fabs(nd) > 1e-9;
-      const double r = std::fabs(g[i] - nd) / (kGradAtol + kGradRtol * std::fabs(nd));
+      const double r = grad_error(g[i], nd);
       if (!(r <= worst)) worst = r, where = e.name + " analytic " + std::to_string(g[i]) + " numeric " + std::to_string(nd);
     }
   }
@@ -83,7 +53,7 @@ Data make_data(const ModelConfig& c, int64_t B, int64_t F) {
 
 void test_teacher_forcing(int64_t k) {
   auto be = make_cpu_backend<double>(2);
-  const ModelConfig c = cfg(k);
+  const ModelConfig c = tiny_grad_config(k, 1);
   Model<double> m(*be, c);
   randomize(m, 1);
   ObjectiveScratch<double> s(*be);
@@ -106,7 +76,7 @@ void test_teacher_forcing(int64_t k) {
 
 void test_ode_regression() {
   auto be = make_cpu_backend<double>(2);
-  const ModelConfig c = cfg(3);
+  const ModelConfig c = tiny_grad_config(3, 1);
   Model<double> m(*be, c);
   randomize(m, 2);
   ObjectiveScratch<double> s(*be);
@@ -127,7 +97,7 @@ void test_ode_regression() {
 
 void test_consistency_distillation() {
   auto be = make_cpu_backend<double>(2);
-  const ModelConfig c = cfg(1);
+  const ModelConfig c = tiny_grad_config(1, 1);
   Model<double> student(*be, c), teacher(*be, c), ema(*be, c);
   randomize(student, 3);
   randomize(teacher, 4);
@@ -153,7 +123,7 @@ void test_consistency_distillation() {
 
 void test_dmd(int64_t k) {
   auto be = make_cpu_backend<double>(2);
-  const ModelConfig c = cfg(k);
+  const ModelConfig c = tiny_grad_config(k, 1);
   Model<double> gen(*be, c), real(*be, c), fake(*be, c);
   randomize(gen, 11);
   randomize(real, 12);
