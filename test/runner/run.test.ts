@@ -21,6 +21,16 @@ const chain = (n = 30, work = 20000) =>
 
 const started = (events: Parameters<typeof ofType>[0]): string[] => ofType(events, 'task-started').map((e) => e.id);
 
+/** Two fresh projects holding the same long chain; the first (the reference) already run to the end. */
+async function besideReference(): Promise<{ reference: string; root: string }> {
+  const reference = tempRoot();
+  writeGraph(reference, chain(40, 200000));
+  assert.equal((await runToEnd(reference)).code, 0);
+  const root = tempRoot();
+  writeGraph(root, chain(40, 200000));
+  return { reference, root };
+}
+
 describe('caching', () => {
   test('a second run finds every task fresh; a changed param reruns that task and its dependents', async () => {
     const root = tempRoot();
@@ -68,11 +78,7 @@ describe('caching', () => {
 
 describe('resume', () => {
   test('SIGTERM checkpoints at the next step; the rerun continues there and ends identical', async () => {
-    const reference = tempRoot();
-    writeGraph(reference, chain(40, 200000));
-    assert.equal((await runToEnd(reference)).code, 0);
-    const root = tempRoot();
-    writeGraph(root, chain(40, 200000));
+    const { reference, root } = await besideReference();
     const run = startRun(root);
     run.onEvent((e) => {
       if (e.type === 'task-progress' && e.id === 'a' && e.step >= 7) run.child.kill('SIGTERM');
@@ -89,11 +95,7 @@ describe('resume', () => {
   });
 
   test('a corrupt latest checkpoint is skipped and the previous one resumed, with identical results', async () => {
-    const reference = tempRoot();
-    writeGraph(reference, chain(40, 200000));
-    assert.equal((await runToEnd(reference)).code, 0);
-    const root = tempRoot();
-    writeGraph(root, chain(40, 200000));
+    const { reference, root } = await besideReference();
     const run = startRun(root);
     run.onEvent((e) => {
       if (e.type === 'task-checkpoint' && e.id === 'a' && e.step === 10) run.child.kill('SIGKILL');
