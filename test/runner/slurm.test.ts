@@ -59,6 +59,17 @@ const STEP_LOOP = [
   'echo $i > {out.out}',
 ].join('\n');
 
+/** A fresh project whose one Slurm stage is STEP_LOOP counting to `steps`, its run started. */
+function startStepLoop(steps: number): { root: string; run: ReturnType<typeof startRun> } {
+  const root = tempRoot();
+  writeFileSync(join(root, 'steps'), `${steps}\n`);
+  writeGraph(root, slurmStage(STEP_LOOP));
+  return { root, run: startRun(root) };
+}
+
+/** The Slurm job id in the log of the first task that `events` saw start. */
+const firstJobId = (events: Parameters<typeof ofType>[0]): string => jobIdIn(readFileSync(ofType(events, 'task-started')[0]!.log, 'utf8'));
+
 describe('exec stages under a real Slurm', { skip: unavailable, timeout: 120_000 }, () => {
   after(() => {
     down();
@@ -119,10 +130,7 @@ describe('exec stages under a real Slurm', { skip: unavailable, timeout: 120_000
   });
 
   test('an interrupt cancels the job with SIGTERM; it checkpoints and the rerun resumes there', async () => {
-    const root = tempRoot();
-    writeFileSync(join(root, 'steps'), '50\n');
-    writeGraph(root, slurmStage(STEP_LOOP));
-    const run = startRun(root);
+    const { root, run } = startStepLoop(50);
     // Progress events are thinned (at most ~20/s), so any step from 4 on will do, once.
     let sent = false;
     run.onEvent((e) => {
@@ -134,7 +142,7 @@ describe('exec stages under a real Slurm', { skip: unavailable, timeout: 120_000
     assert.equal(interrupted.length, 1);
     const saved = interrupted[0]!.step;
     assert.ok(saved !== undefined && saved >= 4 && saved < 50, `checkpoint step ${saved}`);
-    const id = jobIdIn(readFileSync(ofType(run.events, 'task-started')[0]!.log, 'utf8'));
+    const id = firstJobId(run.events);
     assert.equal(queued(id), false, 'the job has left the queue');
     const rerun = await runToEnd(root);
     assert.equal(rerun.code, 0, rerun.stderr);
@@ -144,25 +152,19 @@ describe('exec stages under a real Slurm', { skip: unavailable, timeout: 120_000
   });
 
   test('kill -9 of the runner cancels its running job', async () => {
-    const root = tempRoot();
-    writeFileSync(join(root, 'steps'), '100000\n');
-    writeGraph(root, slurmStage(STEP_LOOP));
-    const run = startRun(root);
+    const { run } = startStepLoop(100000);
     let sent = false;
     run.onEvent((e) => {
       if (e.type === 'task-progress' && e.step >= 2 && !sent) sent = run.child.kill('SIGKILL');
     });
     await run.exited;
-    const id = jobIdIn(readFileSync(ofType(run.events, 'task-started')[0]!.log, 'utf8'));
+    const id = firstJobId(run.events);
     await until(`job ${id} to leave the queue`, 15_000, () => !queued(id));
     assert.equal(jobState(id), 'CANCELLED');
   });
 
   test('after kill -9 of the worker, the rerun cancels the job it left and submits a new one', async () => {
-    const root = tempRoot();
-    writeFileSync(join(root, 'steps'), '100000\n');
-    writeGraph(root, slurmStage(STEP_LOOP));
-    const run = startRun(root);
+    const { root, run } = startStepLoop(100000);
     let sent = false;
     run.onEvent((e) => {
       if (e.type !== 'task-progress' || e.step < 2 || sent) return;
@@ -171,7 +173,7 @@ describe('exec stages under a real Slurm', { skip: unavailable, timeout: 120_000
     });
     const first = await run.exited;
     assert.equal(first.code, 1);
-    const firstId = jobIdIn(readFileSync(ofType(run.events, 'task-started')[0]!.log, 'utf8'));
+    const firstId = firstJobId(run.events);
     assert.equal(queued(firstId), true, 'SIGKILL gave the worker no chance to cancel: the job is still running');
     writeFileSync(join(root, 'steps'), '3\n');
     const rerun = await runToEnd(root);
