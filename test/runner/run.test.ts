@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, test } from 'node:test';
+import { describe, test, type TestContext } from 'node:test';
 import { checkpointPath, listCheckpointSteps } from '../../runner/kinds/checkpoints.js';
 import { closeStore, openStore, SCHEMA_VERSION } from '../../runner/store/store.js';
 import { tryLock } from '../../runner/store/lock.js';
@@ -29,6 +29,21 @@ async function besideReference(): Promise<{ reference: string; root: string }> {
   const root = tempRoot();
   writeGraph(root, chain(40, 200000));
   return { reference, root };
+}
+
+/** Runs `body` with a tmpfs mounted on `dir` (mount -o `options`), unmounting it after; skips the test where mounting is refused. */
+async function withTmpfs(t: TestContext, dir: string, options: string, what: string, body: () => Promise<void>): Promise<void> {
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', dir]);
+  } catch {
+    t.skip(`cannot mount ${what} here (needs root)`);
+    return;
+  }
+  try {
+    await body();
+  } finally {
+    execFileSync('umount', [dir]);
+  }
 }
 
 describe('caching', () => {
@@ -179,43 +194,27 @@ describe('failures', () => {
 
   test('a full disk fails the task with a clear message and publishes nothing', async (t) => {
     const root = tempRoot();
-    try {
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', root]);
-    } catch {
-      t.skip('cannot mount a small tmpfs here (needs root)');
-      return;
-    }
-    try {
+    await withTmpfs(t, root, 'size=3m', 'a small tmpfs', async () => {
       writeGraph(root, makeGraph([{ id: 'big', kind: 'steps', params: { n: 2, output_bytes: 8_000_000 }, outputs: [{ name: 'out', publish: 'pub/big.bin' }] }]));
       const run = await runToEnd(root);
       assert.equal(run.code, 1, run.stderr);
       assert.match(ofType(run.events, 'task-failed')[0]?.message ?? JSON.stringify(run), /no space left on device/);
       assert.ok(!existsSync(join(root, 'pub', 'big.bin')));
       assert.ok(!existsSync(join(root, '.cfpipe', 'artifacts')) || readdirSync(join(root, '.cfpipe', 'artifacts')).length === 0);
-    } finally {
-      execFileSync('umount', [root]);
-    }
+    });
   });
 
   test('a publish path on a read-only filesystem fails the task with the reason, and nothing is recorded done', async (t) => {
     const root = tempRoot();
     const ro = join(root, 'ro');
     mkdirSync(ro);
-    try {
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', ro]);
-    } catch {
-      t.skip('cannot mount a read-only tmpfs here (needs root)');
-      return;
-    }
-    try {
+    await withTmpfs(t, ro, 'ro,size=1m', 'a read-only tmpfs', async () => {
       writeGraph(root, makeGraph([{ id: 'p', kind: 'exec', params: { command: 'echo x > {out.out}' }, outputs: [{ name: 'out', publish: 'ro/p.txt' }] }]));
       const run = await runToEnd(root);
       assert.equal(run.code, 1);
       assert.match(ofType(run.events, 'task-failed')[0]!.message, /publishing outputs failed: cannot .*read-only filesystem/);
       const again = await runToEnd(root);
       assert.deepEqual(started(again.events), ['p']);
-    } finally {
-      execFileSync('umount', [ro]);
-    }
+    });
   });
 });
