@@ -3,9 +3,11 @@
 // the tolerance below), and exact resume on the GPU (10 steps straight vs 5, cancel, resume, 5:
 // byte-identical checkpoint files and outputs, bitwise-equal loss sequences).
 //
-// Tolerance rule. Optimizer ops are element-wise with the same rounding per operation on both
-// sides (the norm is a double sum in another order), so parameters, moments and shadows match to
-// |a - b| <= 1e-6 |b| + 1e-12. Losses after k training steps: each step's forward/backward differs
+// Tolerance rule. Optimizer ops are element-wise with the same operations on both sides, but the
+// host compiler may contract a*b + c into one FMA where the GPU kernel rounds twice (and the norm
+// is a double sum in another order), so values differ by a few ulps of the terms, which is large
+// against |b| where m = lerp(m, g) cancels to near 0: parameters, moments and shadows match to
+// |a - b| <= 1e-6 (|b| + rms(b)) (measured on the H200: ~99% of parameters bitwise equal). Losses after k training steps: each step's forward/backward differs
 // by fp32 summation order (test_cuda_parity: 1e-4 of the scale per tensor), and AdamW's update
 // m / sqrt(v) amplifies relative gradient noise on tiny gradients; the losses of steps 1..10 must
 // then agree to |a - b| <= 1e-3 max(|b|, 1e-3). A wrong kernel or a lost update is off by O(1).
@@ -54,10 +56,14 @@ std::vector<float> normals(uint64_t seed, size_t n, float scale = 1.0f) {
   return v;
 }
 
+// Worst |a - b| / (1e-6 (|b| + rms(b))); <= 1 passes.
 double worst_rel(const std::vector<float>& a, const std::vector<float>& b) {
+  double ss = 0;
+  for (float x : b) ss += double(x) * x;
+  const double rms = b.empty() ? 0 : std::sqrt(ss / double(b.size()));
   double worst = 0;
   for (size_t i = 0; i < a.size(); ++i) {
-    const double r = std::fabs(double(a[i]) - double(b[i])) / (1e-6 * std::fabs(double(b[i])) + 1e-12);
+    const double r = std::fabs(double(a[i]) - double(b[i])) / (1e-6 * (std::fabs(double(b[i])) + rms) + 1e-30);
     if (!(r <= worst)) worst = r;
   }
   return worst;
@@ -95,7 +101,7 @@ void test_optim_ops() {
     const double w = worst_rel(back, *pair.second);
     size_t same = 0;
     for (size_t i = 0; i < back.size(); ++i) same += back[i] == (*pair.second)[i];
-    std::printf("  optim %-10s: worst |gpu-cpu| / (1e-6|cpu| + 1e-12) = %.3g, bitwise equal %.4f%%\n", name, w,
+    std::printf("  optim %-10s: worst |gpu-cpu| / (1e-6 (|cpu| + rms)) = %.3g, bitwise equal %.4f%%\n", name, w,
                 100.0 * double(same) / double(n));
     EXPECT(w <= 1.0, "%s differs beyond the tolerance (%.3g)", name, w);
   }
