@@ -66,7 +66,8 @@ describe('the terminal interface', { skip: hasTmux ? false : 'tmux is not instal
     const root = tempRoot();
     writeFileSync(join(root, 'ui.cf'), PIPELINE);
     let midRun = '';
-    const final = await inTmux(root, 80, `${node} ${cfpipeBin} run ui.cf`, async (capture) => {
+    // `env -u CI`: under CI the runner prints plain lines on purpose; this case is the interactive one.
+    const final = await inTmux(root, 80, `env -u CI ${node} ${cfpipeBin} run ui.cf`, async (capture) => {
       // Poll until the bar shows (or the run has ended); a loaded machine may take seconds to start.
       const deadline = Date.now() + 60_000;
       while (Date.now() < deadline && !/█/.test(midRun) && !/EXIT=/.test(midRun)) {
@@ -76,7 +77,7 @@ describe('the terminal interface', { skip: hasTmux ? false : 'tmux is not instal
     });
     assert.match(midRun, /› [█░]+ \d+\/(30|20)( eta \S+)? x0=/);
     assert.equal(final, ['✔ a <t>', '✔ b <t>', '✔ c <t>', 'EXIT=0'].join('\n'));
-    const rerun = await inTmux(root, 80, `${node} ${cfpipeBin} run ui.cf --force b`);
+    const rerun = await inTmux(root, 80, `env -u CI ${node} ${cfpipeBin} run ui.cf --force b`);
     assert.equal(rerun, ['↓ a (cached)', '✔ b <t>', '↓ c (cached)', 'EXIT=0'].join('\n'));
   });
 
