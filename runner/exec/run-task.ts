@@ -19,6 +19,9 @@ import { describeError } from './errors.js';
 import { EXIT_FAILED, EXIT_INTERRUPTED, type WorkerJob, type WorkerMessage } from './protocol.js';
 import { publishOutput, storeOutputs } from './publish.js';
 
+/** How long a worker that reported `finished` may take to exit before it is ended. */
+const FINISHED_EXIT_GRACE_MS = 5000;
+
 const workerPath = fileURLToPath(new URL('./worker.js', import.meta.url));
 
 /** What the runner needs of a running worker: its pid (process group) and a way to signal it. */
@@ -112,6 +115,9 @@ export async function runAttempt(spec: AttemptSpec): Promise<AttemptOutcome> {
   emit({ type: 'task-started', id: task.id, attempt: spec.attempt, ...(spec.previous?.lastCheckpoint ? { resumeFrom: spec.previous.lastCheckpoint.step } : {}), device, log: logPath });
 
   let failure: string | undefined;
+  let reportedFinished = false;
+  let killedAfterFinish = false;
+  let exitGrace: NodeJS.Timeout | undefined;
   const channel = worker.stdio[3];
   const lines = channel ? createInterface({ input: channel as NodeJS.ReadableStream, crlfDelay: Infinity }) : undefined;
   const reading = (async () => {
@@ -139,14 +145,28 @@ export async function runAttempt(spec: AttemptSpec): Promise<AttemptOutcome> {
         case 'failed':
           failure = message.message;
           break;
-        case 'interrupted':
         case 'finished':
+          // The kind's outputs are complete. A worker that then hangs in Node's own shutdown
+          // (a known deadlock with V8's background compile threads, seen after native GPU work)
+          // is ended after a grace period, and its task still counts as done.
+          reportedFinished = true;
+          exitGrace = setTimeout(() => {
+            killedAfterFinish = true;
+            try {
+              if (worker.pid !== undefined) process.kill(-worker.pid, 'SIGKILL');
+            } catch {
+              // It exited meanwhile.
+            }
+          }, FINISHED_EXIT_GRACE_MS);
+          break;
+        case 'interrupted':
           break;
       }
     }
   })();
   const result = await worker;
   await reading;
+  clearTimeout(exitGrace);
   spec.onWorker(undefined);
   // Whatever the worker left in its group (commands it started) ends with it.
   try {
@@ -159,7 +179,7 @@ export async function runAttempt(spec: AttemptSpec): Promise<AttemptOutcome> {
   const { worker: _worker, ...settled } = record;
 
   let outcome: AttemptOutcome;
-  if (result.exitCode === 0 && !result.signal) {
+  if ((result.exitCode === 0 && !result.signal) || (reportedFinished && killedAfterFinish)) {
     try {
       const outputRecords = await storeOutputs(store, task, key.key, tmpDir);
       for (const output of task.outputs) {

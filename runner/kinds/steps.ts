@@ -137,5 +137,8 @@ export const kind: StageKind = {
       }
     }
     for (const path of Object.values(ctx.outputs)) await writeResult(path, state, p);
+    // Stands in for Node's shutdown deadlock (V8 background threads after native GPU work): the
+    // work is done and reported, but the process never gets to exit on its own.
+    if (ctx.task.params['hang_on_exit'] === true) process.on('exit', () => { for (;;); });
   },
 };

@@ -221,6 +221,7 @@ export const STAGE_KINDS: { readonly [name: string]: StageKindSpec } = {
       width: param(int, 'size of the state vector', 64),
       seed: param(int, 'seed of the initial state', 0),
       output_bytes: param(int, 'extra bytes written after the header', 0),
+      hang_on_exit: param(bool, 'make the worker hang in its own shutdown after finishing (tests the runner ending it)', false, false),
     },
   },
   report: {

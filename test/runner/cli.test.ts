@@ -86,3 +86,22 @@ test('GPUs are handed out by id through CUDA_VISIBLE_DEVICES; a task needing mor
   assert.equal(ids('same2'), 'same');
   assert.match(ofType(run.events, 'task-skipped').find((e) => e.id === 'big')!.reason, /needs 3 GPU\(s\) but 2 are available/);
 });
+
+test('a worker that finished its task but hangs on exit is ended, and the task counts as done', () => {
+  const root = tempRoot();
+  writeFileSync(join(root, 'package.json'), '{}');
+  writeFileSync(
+    join(root, 'p.cf'),
+    `pipeline "hang"\nstage a: steps {\n  n = 3\n  hang_on_exit = true\n  publish out to "out/a.txt"\n}\n` +
+      `stage b: exec {\n  command = "cat $CFPIPE_IN_X > $CFPIPE_OUT_OUT"\n  x = a.out\n  output out: file = "b.txt"\n}\n`,
+  );
+  const started = Date.now();
+  const run = cfpipe(root, 'run', 'p.cf');
+  assert.equal(run.code, 0, run.out + run.err);
+  assert.ok(Date.now() - started < 60_000, 'the hung worker was ended');
+  assert.match(readFileSync(join(root, 'out', 'a.txt'), 'utf8'), /"steps":3/);
+  assert.match(run.out, /^done +b /m, 'its consumer ran after it');
+  const again = cfpipe(root, 'run', 'p.cf');
+  assert.equal(again.code, 0, again.err);
+  assert.match(again.out, /2 cached, 0 to run|nothing to do|fresh/);
+});

@@ -193,7 +193,9 @@ export async function waitForCheckpoint(
         // Any process, not only the job's tree: launch wrappers (pyenv shims, srun) may re-parent
         // the writer away from the process cfpipe started.
         const open = openByAny(allPids(), hit.path);
-        if (!open) return { step: hit.step, path: hit.path, bytes: size };
+        // Re-read the size after the open check: the writer may have added its last bytes and
+        // closed the file between the two, and the size seen before would then be stale.
+        if (!open && fileSize(hit.path) === size) return { step: hit.step, path: hit.path, bytes: size };
       }
     } else if (exited()) {
       return undefined;
