@@ -18,7 +18,8 @@ import { train, type TrainData, type DeviceSpec, type TrainOptions } from '../..
 import { LatentLmdbReader, LmdbLayoutError } from '../domain/lmdb_layout.js';
 import { readPrompts } from '../domain/prompts_file.js';
 import { boolParam, intParam } from '../domain/params.js';
-import { checkClipShape, negativePrompt, textEncoderFor, threadsFor, trainerOf, trainSettings, type ConfigValues } from './native_config.js';
+import { withTextDropout } from './text_dropout.js';
+import { checkClipShape, negativePrompt, numberKey, textEncoderFor, threadsFor, trainerOf, trainSettings, type ConfigValues } from './native_config.js';
 import { KindError, type KindContext, type StageKind } from './types.js';
 
 const KIND = 'train';
@@ -79,6 +80,11 @@ export const kind: StageKind = {
     const encoder = textEncoderFor(KIND, values);
     data.text = encoder.encodeBatch(prompts);
     data.textUncond = encoder.encode(negativePrompt(KIND, values));
+    const dropout = numberKey(KIND, values, 'text_dropout', 0);
+    if (dropout !== 0 && trainer !== 'diffusion') throw new KindError(`${KIND}: \`text_dropout\` applies to the diffusion trainer only (this config's trainer is ${trainer})`);
+    if (!(dropout >= 0 && dropout < 1)) throw new KindError(`${KIND}: config \`text_dropout\` must be in [0, 1), got ${dropout}`);
+    const conditionalRows = data.count;
+    data = withTextDropout(data, data.textUncond, dropout);
 
     const options: TrainOptions = {
       ...settings,
@@ -109,7 +115,7 @@ export const kind: StageKind = {
     const m = settings.config;
     ctx.log(
       `${KIND}: ${trainer}${trainer === 'diffusion' ? (settings.teacherForcing ? ' (teacher forcing)' : settings.causal ? ' (block-causal)' : ' (bidirectional)') : ''}, ` +
-        `k = ${m.framesPerBlock}, ${data.count} rows${trainer === 'ode' ? ` of ${data.slots} snapshots` : ''}, batch ${settings.batch}, ${steps} steps, ` +
+        `k = ${m.framesPerBlock}, ${data.count} rows${data.count > conditionalRows ? ` (${data.count - conditionalRows} with the negative prompt: text_dropout ${dropout})` : ''}${trainer === 'ode' ? ` of ${data.slots} snapshots` : ''}, batch ${settings.batch}, ${steps} steps, ` +
         `lr ${settings.lr}${trainer === 'score_distillation' ? ` (critic ${settings.lrCritic}, 1:${settings.dfakeGenUpdateRatio})` : ''}, ${options.threads} thread(s)`,
     );
     mkdirSync(dirname(out), { recursive: true });

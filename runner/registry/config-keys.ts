@@ -89,6 +89,7 @@ export const CONFIG_KEYS: { readonly [key: string]: ConfigKeySpec } = {
   real_guidance_scale: key(num, [DMD], 'real-score CFG (defaults to guidance_scale)'),
   fake_guidance_scale: key(num, [DMD], 'fake-score CFG (defaults to 0)'),
   negative_prompt: key(str, [DIFF, DMD, CD, INFER, PAIRS], 'unconditional text for CFG'),
+  text_dropout: key(num, [DIFF], 'cfpipe: fraction of training rows whose text is the negative prompt (CFG for a base trained from scratch)'),
   denoising_loss_type: key(oneOf('flow', 'x0', 'v', 'noise'), TRAINERS, 'critic / denoising loss form'),
   distribution_loss: key(str, [DMD], 'distribution-matching loss (dmd)'),
   dfake_gen_update_ratio: key(int, [DMD], 'critic updates per generator update'),

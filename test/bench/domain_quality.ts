@@ -1,0 +1,124 @@
+// Quality experiments on the built-in domain without the runner: trains the bidirectional base and
+// the teacher-forcing AR model with the native engine in-process and evaluates many-step samples
+// with the domain's eval, so one experiment is a minute, not a pipeline run. Prints figures only.
+//
+//   npx tsc -p . && node dist/test/bench/domain_quality.js [--base-steps N] [--ar-steps N] [--lr X]
+//        [--ar-lr X] [--clips N] [--samples N] [--directions a,b] [--work DIR] [--normalise]
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { sample, train, type ModelConfigInput, type SampleOptions, type TrainOptions } from '../../native/index.js';
+import { clip, domainConfig } from '../../runner/domain/clips.js';
+import { evaluateVideos, type LabelledVideo } from '../../runner/domain/eval.js';
+import { FrozenTextEncoder } from '../../runner/domain/text.js';
+import { SpaceToDepthVae } from '../../runner/domain/vae.js';
+
+const argv = process.argv.slice(2);
+const opt = (name: string, fallback: string): string => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? (argv[i + 1] ?? fallback) : fallback;
+};
+const flag = (name: string): boolean => argv.includes(`--${name}`);
+const baseSteps = Number(opt('base-steps', '600'));
+const arSteps = Number(opt('ar-steps', '0'));
+const lr = Number(opt('lr', '2e-3'));
+const arLr = Number(opt('ar-lr', '5e-4'));
+const nClips = Number(opt('clips', '256'));
+const nSamples = Number(opt('samples', '32'));
+const numSteps = Number(opt('num-steps', '50'));
+const guidance = Number(opt('guidance', '3'));
+const batch = Number(opt('batch', '8'));
+const work = opt('work', '/tmp/dq');
+const directions = opt('directions', '');
+const reuseBase = flag('reuse-base');
+mkdirSync(work, { recursive: true });
+
+const domain = domainConfig({ frames: 9, height: 16, width: 16, colors: ['red', 'green', 'blue', 'yellow'], ...(directions ? { directions: directions.split(',') } : {}),
+  ...(opt('size', '') ? { sizeMin: Number(opt('size', '').split(',')[0]), sizeMax: Number(opt('size', '').split(',')[1]) } : {}),
+  ...(opt('speed', '') ? { speedMin: Number(opt('speed', '').split(',')[0]), speedMax: Number(opt('speed', '').split(',')[1]) } : {}) });
+console.log(`domain: ${domain.directions.length} directions, size ${domain.sizeMin}..${domain.sizeMax}, speed ${domain.speedMin}..${domain.speedMax}`);
+const vae = new SpaceToDepthVae(2);
+const shape = [9, 12, 8, 8] as const;
+const per = shape.reduce((a, b) => a * b, 1);
+const enc = new FrozenTextEncoder({ textLen: 8, textDim: 32 });
+const negative = enc.encode('static, frozen, blurry, distorted shape, wrong colour, flicker, two objects');
+const train_ = Array.from({ length: nClips }, (_, i) => clip(domain, 'train', i));
+const held = flag('train-prompts') ? Array.from({ length: 64 }, (_, i) => clip(domain, 'train', i % nClips)) : Array.from({ length: 64 }, (_, i) => clip(domain, 'heldout', i));
+const samples = new Float32Array(nClips * per);
+train_.forEach((c, i) => samples.set(vae.encodeVideo(c.video), i * per));
+let sq = 0;
+for (const v of samples) sq += v * v;
+console.log(`latent rms ${Math.sqrt(sq / samples.length).toFixed(3)}`);
+{
+  const ref = evaluateVideos(held.map((c) => ({ prompt: c.prompt, video: c.video })), held).generated.adherence;
+  console.log(`reference clips: colour ${ref.color.toFixed(3)} shape ${ref.shape.toFixed(3)} direction ${ref.direction.toFixed(3)}`);
+}
+// --dropout p: text dropout for CFG, as extra rows whose text is the negative prompt (a fraction p of all rows).
+const dropout = Number(opt('dropout', '0'));
+const extra = Math.round((nClips * dropout) / (1 - dropout));
+const text = new Float32Array((nClips + extra) * 256);
+text.set(enc.encodeBatch(train_.map((c) => c.prompt)));
+for (let i = 0; i < extra; i++) text.set(negative, (nClips + i) * 256);
+const allSamples = new Float32Array((nClips + extra) * per);
+allSamples.set(samples);
+for (let i = 0; i < extra; i++) allSamples.set(samples.subarray(((i * 7) % nClips) * per, (((i * 7) % nClips) + 1) * per), (nClips + i) * per);
+const rows = nClips + extra;
+const model = (k: number): ModelConfigInput => ({ preset: 'tiny', framesPerBlock: k, channels: 12, heads: Number(opt('heads', '4')), ropeTheta: Number(opt('rope-theta', '10000')), dim: Number(opt('dim', '64')), layers: Number(opt('layers', '4')), ffnDim: Number(opt('ffn', '256')), freqDim: 32, textDim: 32, textLen: 8, frames: 9, height: 8, width: 8, patchT: 1, patchH: 2, patchW: 2 });
+const common = (k: number): Omit<TrainOptions, 'trainer' | 'steps' | 'data'> => ({ config: model(k), batch, seed: 0, beta2: 0.999, weightDecay: 0.01, timestepShift: Number(opt('shift', '1')), dmdTimestepShift: Number(opt('shift', '1')), threads: 2 });
+
+async function evalModel(label: string, weights: string, k: number, extra: Partial<SampleOptions> = {}): Promise<void> {
+  const prompts = held.slice(0, nSamples).map((c) => c.prompt);
+  const t0 = Date.now();
+  const r = await sample({ mode: 'many_step', config: model(k), weights: { path: weights, prefix: 'generator.' }, count: prompts.length, batch: 8, seed: 0, threads: 2, text: enc.encodeBatch(prompts), textUncond: negative, timestepShift: Number(opt('shift', '1')), numSteps, shift: Number(opt('shift', '1')), guidance, solver: opt('solver', 'unipc') as 'unipc' | 'euler', ...extra });
+  const videos: LabelledVideo[] = prompts.map((prompt, i) => ({ prompt, video: vae.decodeToVideo(r.output!.subarray(i * per, (i + 1) * per), shape) }));
+  const m = evaluateVideos(videos, held);
+  const a = m.generated.adherence;
+  if (flag('verbose')) {
+    const { analyzeVideo } = await import('../../runner/domain/eval.js');
+    videos.slice(0, 12).forEach((v) => {
+      const an = analyzeVideo(v.video);
+      console.log(`  ${v.prompt.padEnd(32)} → ${an.color} ${an.shape} ${an.direction} v=(${an.vx.toFixed(2)}, ${an.vy.toFixed(2)}) speed ${an.speed.toFixed(2)} presence ${an.presence.toFixed(2)} cx ${an.frames.map((d) => (d.found ? d.cx.toFixed(1) : '-')).join(' ')}`);
+    });
+  }
+  console.log(`${label}: colour ${a.color.toFixed(3)} shape ${a.shape.toFixed(3)} direction ${a.direction.toFixed(3)} presence ${m.generated.temporal.presence.toFixed(2)} FD ${m.frechetDistance.toFixed(2)} calls ${r.calls?.[0]} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+}
+
+const basePath = join(work, 'base.safetensors');
+if (!reuseBase) {
+  const r = await train({ ...common(9), trainer: 'diffusion', causal: false, teacherForcing: false, steps: baseSteps, lr, beta1: 0.9, data: { count: rows, samples: allSamples, text, textUncond: negative }, outputPath: basePath });
+  console.log(`base: ${baseSteps} steps, loss ${r.loss.toFixed(4)}, ${r.seconds.toFixed(1)} s`);
+}
+if (!flag('skip-base-eval')) {
+  await evalModel('base (full mask)', basePath, 9);
+  if (flag('both-guidance')) await evalModel('base (full mask), guidance 1', basePath, 9, { guidance: 1 });
+}
+if (arSteps > 0) {
+  const arPath = join(work, 'ar.safetensors');
+  const r = await train({ ...common(1), trainer: 'diffusion', causal: true, teacherForcing: true, steps: arSteps, lr: arLr, beta1: 0, init: basePath, data: { count: rows, samples: allSamples, text, textUncond: negative }, outputPath: arPath });
+  console.log(`ar: ${arSteps} steps, loss ${r.loss.toFixed(4)}, ${r.seconds.toFixed(1)} s`);
+  await evalModel('AR teacher (cached, many-step)', arPath, 1);
+}
+
+// The AR model with the GT clean history (teacher forcing at inference): both ODE modes, endpoint slot.
+if (flag('ode-check')) {
+  const arPath = join(work, 'ar.safetensors');
+  const prompts = held.slice(0, nSamples).map((c) => c.prompt);
+  const clean = new Float32Array(prompts.length * per);
+  held.slice(0, nSamples).forEach((c, i) => clean.set(vae.encodeVideo(c.video), i * per));
+  for (const odeMode of ['full', 'blockwise_kv'] as const) {
+    const r = await sample({ mode: 'ode', config: model(1), weights: { path: arPath, prefix: 'generator.' }, count: prompts.length, batch: 8, seed: 0, threads: 2, text: enc.encodeBatch(prompts), textUncond: negative, timestepShift: Number(opt('shift', '1')), numSteps: 48, shift: Number(opt('shift', '1')), guidance, clean, snapshots: [0], odeMode });
+    const S = 3;
+    const videos: LabelledVideo[] = prompts.map((prompt, i) => ({ prompt, video: vae.decodeToVideo(r.output!.subarray((i * S + 1) * per, (i * S + 2) * per), shape) }));
+    const m = evaluateVideos(videos, held);
+    const a = m.generated.adherence;
+    if (flag('verbose')) {
+      const { analyzeVideo } = await import('../../runner/domain/eval.js');
+      videos.slice(0, 6).forEach((v, i) => {
+        const an = analyzeVideo(v.video);
+        const gt = analyzeVideo(held[i]!.video);
+        console.log(`  ${v.prompt.padEnd(30)} gen cx ${an.frames.map((d) => (d.found ? d.cx.toFixed(1) : '-')).join(' ')} | gt cx ${gt.frames.map((d) => d.cx.toFixed(1)).join(' ')}`);
+        console.log(`  ${''.padEnd(30)} gen cy ${an.frames.map((d) => (d.found ? d.cy.toFixed(1) : '-')).join(' ')} | gt cy ${gt.frames.map((d) => d.cy.toFixed(1)).join(' ')}`);
+      });
+    }
+    console.log(`AR with GT history (ode ${odeMode}): colour ${a.color.toFixed(3)} shape ${a.shape.toFixed(3)} direction ${a.direction.toFixed(3)} FD ${m.frechetDistance.toFixed(2)}`);
+  }
+}
