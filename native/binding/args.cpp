@@ -79,6 +79,16 @@ std::vector<int64_t> expect_shape(const Napi::Value& v, const std::string& where
 
 bool has(const Napi::Object& o, const char* key) { return o.Has(key) && !o.Get(key).IsUndefined(); }
 
+std::vector<double> number_list(const Napi::Object& o, const char* key, const std::string& where) {
+  std::vector<double> out;
+  if (!has(o, key)) return out;
+  const Napi::Value v = o.Get(key);
+  if (!v.IsArray()) throw_type_error(o.Env(), where + "." + key + " must be an array of numbers, got " + describe(v));
+  const Napi::Array a = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); ++i) out.push_back(expect_number(a.Get(i), where + "." + key + "[" + std::to_string(i) + "]"));
+  return out;
+}
+
 std::string opt_string(const Napi::Object& o, const char* key, const std::string& fallback, const std::string& where) {
   return has(o, key) ? expect_string(o.Get(key), where + "." + key) : fallback;
 }

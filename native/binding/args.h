@@ -14,6 +14,8 @@ namespace cfp_binding {
 Napi::Object expect_object(const Napi::Value& v, const std::string& where);
 std::string expect_string(const Napi::Value& v, const std::string& where);
 double expect_number(const Napi::Value& v, const std::string& where);
+// An optional array of numbers at o[key] (empty when absent).
+std::vector<double> number_list(const Napi::Object& o, const char* key, const std::string& where);
 int64_t expect_int(const Napi::Value& v, const std::string& where, int64_t min, int64_t max);
 bool expect_bool(const Napi::Value& v, const std::string& where);
 std::vector<int64_t> expect_shape(const Napi::Value& v, const std::string& where);

@@ -171,16 +171,6 @@ SampleResult run_sampling(const SampleOptions& o, cfp::JobContext& context) {
   return r;
 }
 
-std::vector<double> number_list(const Napi::Object& o, const char* key, const std::string& where) {
-  std::vector<double> out;
-  if (!has(o, key)) return out;
-  const Napi::Value v = o.Get(key);
-  if (!v.IsArray()) throw_type_error(o.Env(), where + "." + key + " must be an array of numbers, got " + describe(v));
-  const Napi::Array a = v.As<Napi::Array>();
-  for (uint32_t i = 0; i < a.Length(); ++i) out.push_back(expect_number(a.Get(i), where + "." + key + "[" + std::to_string(i) + "]"));
-  return out;
-}
-
 Napi::Float32Array to_js(Napi::Env env, const std::vector<double>& v) {
   Napi::Float32Array a = Napi::Float32Array::New(env, v.size());
   for (size_t i = 0; i < v.size(); ++i) a[i] = static_cast<float>(v[i]);

@@ -33,16 +33,6 @@ cfp::WeightsSource weights_source(const Napi::Object& o, const char* key, const 
   return s;
 }
 
-std::vector<double> number_list(const Napi::Object& o, const char* key, const std::string& where) {
-  std::vector<double> out;
-  if (!has(o, key)) return out;
-  const Napi::Value v = o.Get(key);
-  if (!v.IsArray()) throw_type_error(o.Env(), where + "." + key + " must be an array of numbers, got " + describe(v));
-  const Napi::Array a = v.As<Napi::Array>();
-  for (uint32_t i = 0; i < a.Length(); ++i) out.push_back(expect_number(a.Get(i), where + "." + key + "[" + std::to_string(i) + "]"));
-  return out;
-}
-
 Napi::Value train(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::string W = "train: options";
