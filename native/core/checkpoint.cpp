@@ -241,4 +241,16 @@ uint64_t meta_uint(const Metadata& meta, const std::string& key, const std::stri
   return v;
 }
 
+std::optional<LoadedCheckpoint> latest_checkpoint_of_run(const std::string& dir, const std::string& run_meta_key,
+                                                         const std::string& run_key, const char* who) {
+  std::vector<std::string> skipped;
+  auto c = latest_valid_checkpoint(dir, &skipped);
+  if (!c) return c;
+  auto it = c->meta.find(run_meta_key);
+  CFP_CHECK(it != c->meta.end() && it->second == run_key,
+            "%s: checkpoint %s was written for a different run (%s); this run is (%s); use a fresh workDir", who,
+            c->paths.state.c_str(), it == c->meta.end() ? "unknown" : it->second.c_str(), run_key.c_str());
+  return c;
+}
+
 }  // namespace cfp

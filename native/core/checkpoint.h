@@ -71,6 +71,11 @@ LoadedCheckpoint load_checkpoint(const std::string& dir, int64_t step);
 std::vector<int64_t> list_checkpoint_steps(const std::string& dir);
 // The newest checkpoint that verifies; invalid newer ones are skipped and described in `skipped`.
 std::optional<LoadedCheckpoint> latest_valid_checkpoint(const std::string& dir, std::vector<std::string>* skipped = nullptr);
+// The newest valid checkpoint in `dir`, which must have been written by the same run: its metadata
+// `run_meta_key` must equal `run_key`, else a cfp::Error (prefixed `who`) says the work dir holds
+// another run's checkpoints. Empty when there is none.
+std::optional<LoadedCheckpoint> latest_checkpoint_of_run(const std::string& dir, const std::string& run_meta_key,
+                                                         const std::string& run_key, const char* who);
 // Deletes all but the newest `keep` checkpoints (by step); state files go first so a half-deleted
 // checkpoint is never mistaken for a valid one.
 void prune_checkpoints(const std::string& dir, size_t keep);

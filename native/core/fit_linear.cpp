@@ -101,14 +101,9 @@ FitLinearResult fit_linear(const FitLinearOptions& o, JobContext& context) {
 
   if (!o.work_dir.empty()) {
     if (o.resume) {
-      std::vector<std::string> skipped;
-      auto c = latest_valid_checkpoint(o.work_dir, &skipped);
+      auto c = latest_checkpoint_of_run(o.work_dir, "fit_linear.problem", key, "fitLinear");
       if (c) {
         const std::string& label = c->paths.state;
-        auto it = c->meta.find("fit_linear.problem");
-        CFP_CHECK(it != c->meta.end() && it->second == key,
-                  "fitLinear: checkpoint %s was written for a different problem (%s), this run is (%s); use a fresh workDir", label.c_str(),
-                  it == c->meta.end() ? "unknown" : it->second.c_str(), key.c_str());
         const std::vector<int64_t> wshape = {1, o.features};
         c->weights.read_f32("generator.linear.weight", wshape, w.data());
         c->weights.read_f32("generator.linear.bias", {1}, &b);

@@ -361,14 +361,9 @@ TrainResult train(const TrainOptions& o, const TrainData& d, JobContext& context
 
   if (!o.work_dir.empty()) {
     if (o.resume) {
-      std::vector<std::string> skipped;
-      auto c = latest_valid_checkpoint(o.work_dir, &skipped);
+      auto c = latest_checkpoint_of_run(o.work_dir, "train.problem", key, "train");
       if (c) {
         const std::string& label = c->paths.state;
-        auto it = c->meta.find("train.problem");
-        CFP_CHECK(it != c->meta.end() && it->second == key,
-                  "train: checkpoint %s was written for a different run (%s); this run is (%s); use a fresh workDir", label.c_str(),
-                  it == c->meta.end() ? "unknown" : it->second.c_str(), key.c_str());
         std::vector<float> host(static_cast<size_t>(P));
         for (const ParamEntry& e : table) c->weights.read_f32(kGeneratorPrefix + e.name, e.shape, host.data() + e.offset);
         set_params(gen, host);
