@@ -139,6 +139,18 @@ struct Ranges {
   }
 };
 
+// Keys and values [j0, j1) of one head into shared memory (rows of hd), by the whole block; the
+// forward and both backward passes walk keys in these tiles.
+__device__ __forceinline__ void load_kv_tile(float* ks, float* vs, const float* kb, const float* vb, int64_t j0,
+                                             int64_t j1, int64_t hd, int64_t D) {
+  for (int64_t x = threadIdx.x; x < (j1 - j0) * hd; x += blockDim.x) {
+    const int64_t r = x / hd, d = x % hd;
+    ks[x] = kb[(j0 + r) * D + d];
+    vs[x] = vb[(j0 + r) * D + d];
+  }
+  __syncthreads();
+}
+
 __device__ Ranges key_ranges(const AttnMask& m, int64_t i, int64_t Tk) {
   Ranges r;
   auto clampr = [&](int64_t lo, int64_t hi, int64_t& olo, int64_t& ohi) {
@@ -227,12 +239,7 @@ __global__ void k_attn_fwd(float* out, float* lse, const float* q, const float* 
     const int64_t j1 = min(sh.Tk, j0 + KT);
     const bool mine = active && rg.overlaps(j0, j1);
     if (!__syncthreads_or(mine)) continue;
-    for (int64_t x = threadIdx.x; x < (j1 - j0) * hd; x += blockDim.x) {
-      const int64_t r = x / hd, d = x % hd;
-      ks[x] = kb[(j0 + r) * D + d];
-      vs[x] = vb[(j0 + r) * D + d];
-    }
-    __syncthreads();
+    load_kv_tile(ks, vs, kb, vb, j0, j1, hd, D);
     if (mine) {
       for (int64_t j = j0; j < j1; ++j) {
         if (!rg.has(j)) continue;
@@ -308,12 +315,7 @@ __global__ void k_attn_bwd_dq(float* dq, float* dvec, const float* dout, const f
     const int64_t j1 = min(sh.Tk, j0 + KT);
     const bool mine = active && rg.overlaps(j0, j1);
     if (!__syncthreads_or(mine)) continue;
-    for (int64_t x = threadIdx.x; x < (j1 - j0) * hd; x += blockDim.x) {
-      const int64_t r = x / hd, d = x % hd;
-      ks[x] = kb[(j0 + r) * D + d];
-      vs[x] = vb[(j0 + r) * D + d];
-    }
-    __syncthreads();
+    load_kv_tile(ks, vs, kb, vb, j0, j1, hd, D);
     if (mine) {
       for (int64_t j = j0; j < j1; ++j) {
         if (!rg.has(j)) continue;
