@@ -1,10 +1,10 @@
 // The CUDA backend: every op of core/backend.h on device memory (see cuda_backend.h).
 //
-// Layout of this file: helpers (errors, launch shapes, warp reductions), element-wise kernels
-// written as device lambdas over a grid-stride loop, row kernels (one warp per row), segmented
-// column sums (two passes through a double scratch buffer, fixed chunking), attention (one warp
-// per query or key, K/V or Q/dO tiles in shared memory, online softmax), the GEMM (cuBLASLt or
-// our tiled kernel), and the backend class that binds them to the interface.
+// Layout of this file: element-wise kernels written as device lambdas over a grid-stride loop,
+// row kernels (one warp per row), segmented column sums (two passes through a double scratch
+// buffer, fixed chunking), and the backend class that binds them, the attention kernels
+// (attention_fp32.cu, attention_bf16.cu) and the GEMMs (gemm.cu) to the interface. The precision
+// (fp32 or bf16, see cuda_backend.h) picks the GEMM mode and the attention kernels.
 //
 // Determinism: no float atomics anywhere. Every output element and every reduction is computed
 // by one thread, warp or block in an order fixed by the shapes alone, so results are bitwise
@@ -16,44 +16,19 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <limits>
-#include <map>
-#include <tuple>
 #include <vector>
 
-#ifdef CFPIPE_HAVE_CUBLASLT
-#include <cublasLt.h>
-#endif
-
-#define CUDA_OK(call)                                                                         \
-  do {                                                                                        \
-    cudaError_t err_ = (call);                                                                \
-    if (err_ != cudaSuccess) CFP_THROW("CUDA: %s (%s)", cudaGetErrorString(err_), #call);     \
-  } while (0)
+#include "cuda/cuda_common.cuh"
+#include "cuda/kernels.h"
 
 namespace cfp {
 
 namespace {
 
-constexpr int kThreads = 256;
-constexpr int kWarpsPerBlock = 8;  // row and attention kernels: 8 warps, one row/query/key each
-
-inline unsigned grid_for(int64_t n, int threads = kThreads) {
-  const int64_t blocks = (n + threads - 1) / threads;
-  return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(blocks, 65535LL * 16)));
-}
-
-inline void check_launch(const char* what) {
-  const cudaError_t e = cudaGetLastError();
-  if (e != cudaSuccess) CFP_THROW("CUDA kernel %s failed to launch: %s", what, cudaGetErrorString(e));
-}
-
-// Butterfly sum: every lane ends with the same value (a + b == b + a in IEEE arithmetic).
-template <class V>
-__device__ __forceinline__ V warp_sum(V v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
+using namespace cuda;
 
 // ---- element-wise ----------------------------------------------------------------------------
 
@@ -127,347 +102,11 @@ __global__ void k_reduce_final(double* part) {
   if (threadIdx.x == 0) part[kReduceBlocks] = sh[0];
 }
 
-// ---- attention -------------------------------------------------------------------------------
-
-// Up to two contiguous key ranges a query may see (same derivation as the CPU backend).
-struct Ranges {
-  int64_t lo0 = 0, hi0 = 0, lo1 = 0, hi1 = 0;
-  __device__ bool has(int64_t j) const { return (j >= lo0 && j < hi0) || (j >= lo1 && j < hi1); }
-  __device__ bool empty() const { return hi0 <= lo0 && hi1 <= lo1; }
-  __device__ bool overlaps(int64_t a, int64_t b) const {  // [a, b)
-    return (lo0 < hi0 && lo0 < b && a < hi0) || (lo1 < hi1 && lo1 < b && a < hi1);
-  }
-};
-
-// Keys and values [j0, j1) of one head into shared memory (rows of hd), by the whole block; the
-// forward and both backward passes walk keys in these tiles.
-__device__ __forceinline__ void load_kv_tile(float* ks, float* vs, const float* kb, const float* vb, int64_t j0,
-                                             int64_t j1, int64_t hd, int64_t D) {
-  for (int64_t x = threadIdx.x; x < (j1 - j0) * hd; x += blockDim.x) {
-    const int64_t r = x / hd, d = x % hd;
-    ks[x] = kb[(j0 + r) * D + d];
-    vs[x] = vb[(j0 + r) * D + d];
-  }
-  __syncthreads();
-}
-
-__device__ Ranges key_ranges(const AttnMask& m, int64_t i, int64_t Tk) {
-  Ranges r;
-  auto clampr = [&](int64_t lo, int64_t hi, int64_t& olo, int64_t& ohi) {
-    olo = lo < 0 ? 0 : lo;
-    ohi = min(Tk, hi);
-    if (ohi < olo) ohi = olo;
-  };
-  switch (m.kind) {
-    case MaskKind::full:
-      clampr(0, Tk, r.lo0, r.hi0);
-      break;
-    case MaskKind::block_causal:
-      clampr(0, ((i + m.q_offset) / m.block_tokens + 1) * m.block_tokens, r.lo0, r.hi0);
-      break;
-    case MaskKind::teacher_forcing: {
-      const int64_t L = m.half_tokens, bt = m.block_tokens;
-      if (i < L) {
-        clampr(0, min(L, (i / bt + 1) * bt), r.lo0, r.hi0);
-      } else {
-        const int64_t b = (i - L) / bt;
-        clampr(0, min(L, b * bt), r.lo0, r.hi0);
-        clampr(L + b * bt, L + min(L, (b + 1) * bt), r.lo1, r.hi1);
-      }
-      break;
-    }
-  }
-  return r;
-}
-
-// The queries that may see key j: at most two contiguous ranges, the transpose of key_ranges
-// (derived from attn_allowed), so the dk/dv pass tests no mask per (query, key) pair.
-__device__ Ranges query_ranges(const AttnMask& m, int64_t j, int64_t Tq) {
-  Ranges r;
-  auto clampr = [&](int64_t lo, int64_t hi, int64_t& olo, int64_t& ohi) {
-    olo = lo < 0 ? 0 : lo;
-    ohi = min(Tq, hi);
-    if (ohi < olo) ohi = olo;
-  };
-  switch (m.kind) {
-    case MaskKind::full:
-      clampr(0, Tq, r.lo0, r.hi0);
-      break;
-    case MaskKind::block_causal:  // (i + q_offset) / bt >= j / bt
-      clampr((j / m.block_tokens) * m.block_tokens - m.q_offset, Tq, r.lo0, r.hi0);
-      break;
-    case MaskKind::teacher_forcing: {
-      const int64_t L = m.half_tokens, bt = m.block_tokens;
-      if (j < L) {  // clean key: clean queries of its block and later, noisy queries of later blocks
-        clampr((j / bt) * bt, L, r.lo0, r.hi0);
-        clampr(L + (j / bt + 1) * bt, 2 * L, r.lo1, r.hi1);
-      } else {  // noisy key: the noisy queries of its own block
-        const int64_t b = (j - L) / bt;
-        clampr(L + b * bt, min(2 * L, L + (b + 1) * bt), r.lo0, r.hi0);
-      }
-      break;
-    }
-  }
-  return r;
-}
-
-// Forward: block = 8 warps = 8 consecutive queries of one (b, h); keys staged KT at a time.
-// EPL = head-dim elements per lane (hd <= 32 * EPL); lane holds dims lane + 32 e.
-template <int EPL, int KT>
-__global__ void k_attn_fwd(float* out, float* lse, const float* q, const float* k, const float* v, AttnShape sh,
-                           AttnMask mask, float scale) {
-  extern __shared__ float smem[];
-  float* ks = smem;               // [KT][hd]
-  float* vs = smem + KT * sh.hd;  // [KT][hd]
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const int64_t bh = blockIdx.y, b = bh / sh.H, h = bh % sh.H;
-  const int64_t i = blockIdx.x * int64_t(kWarpsPerBlock) + warp;
-  const int64_t D = sh.H * sh.hd, hd = sh.hd, kvs = sh.kv_rows ? sh.kv_rows : sh.Tk;
-  const bool active = i < sh.Tq;
-  Ranges rg;
-  if (active) rg = key_ranges(mask, i, sh.Tk);
-  float qv[EPL], acc[EPL];
-  for (int e = 0; e < EPL; ++e) {
-    const int64_t d = lane + 32 * e;
-    qv[e] = (active && d < hd) ? q[(b * sh.Tq + i) * D + h * hd + d] : 0.f;
-    acc[e] = 0.f;
-  }
-  float m = -INFINITY, l = 0.f;
-  const float* kb = k + b * kvs * D + h * hd;
-  const float* vb = v + b * kvs * D + h * hd;
-  for (int64_t j0 = 0; j0 < sh.Tk; j0 += KT) {
-    const int64_t j1 = min(sh.Tk, j0 + KT);
-    const bool mine = active && rg.overlaps(j0, j1);
-    if (!__syncthreads_or(mine)) continue;
-    load_kv_tile(ks, vs, kb, vb, j0, j1, hd, D);
-    if (mine) {
-      for (int64_t j = j0; j < j1; ++j) {
-        if (!rg.has(j)) continue;
-        const float* kr = ks + (j - j0) * hd;
-        float part = 0.f;
-        for (int e = 0; e < EPL; ++e) {
-          const int64_t d = lane + 32 * e;
-          if (d < hd) part += qv[e] * kr[d];
-        }
-        const float s = scale * warp_sum(part);
-        if (s > m) {
-          const float corr = expf(m - s);
-          l *= corr;
-          for (int e = 0; e < EPL; ++e) acc[e] *= corr;
-          m = s;
-        }
-        const float p = expf(s - m);
-        l += p;
-        const float* vr = vs + (j - j0) * hd;
-        for (int e = 0; e < EPL; ++e) {
-          const int64_t d = lane + 32 * e;
-          if (d < hd) acc[e] += p * vr[d];
-        }
-      }
-    }
-    __syncthreads();
-  }
-  if (!active) return;
-  const bool none = rg.empty();
-  for (int e = 0; e < EPL; ++e) {
-    const int64_t d = lane + 32 * e;
-    if (d < hd) out[(b * sh.Tq + i) * D + h * hd + d] = none ? 0.f : acc[e] / l;
-  }
-  if (lane == 0) lse[(b * sh.H + h) * sh.Tq + i] = none ? -INFINITY : m + logf(l);
-}
-
-// Backward pass 1: per query warp, Di = dO_i . O_i (saved to dvec) and dq_i += sum_j ds_ij k_j.
-template <int EPL, int KT>
-__global__ void k_attn_bwd_dq(float* dq, float* dvec, const float* dout, const float* q, const float* k,
-                              const float* v, const float* out, const float* lse, AttnShape sh, AttnMask mask,
-                              float scale) {
-  extern __shared__ float smem[];
-  float* ks = smem;
-  float* vs = smem + KT * sh.hd;
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const int64_t bh = blockIdx.y, b = bh / sh.H, h = bh % sh.H;
-  const int64_t i = blockIdx.x * int64_t(kWarpsPerBlock) + warp;
-  const int64_t D = sh.H * sh.hd, hd = sh.hd, kvs = sh.kv_rows ? sh.kv_rows : sh.Tk;
-  bool active = i < sh.Tq;
-  float li = 0.f;
-  Ranges rg;
-  float qv[EPL], dov[EPL], acc[EPL];
-  float Di = 0.f;
-  if (active) {
-    li = lse[(b * sh.H + h) * sh.Tq + i];
-    float part = 0.f;
-    for (int e = 0; e < EPL; ++e) {
-      const int64_t d = lane + 32 * e;
-      const int64_t off = (b * sh.Tq + i) * D + h * hd + d;
-      qv[e] = d < hd ? q[off] : 0.f;
-      dov[e] = d < hd ? dout[off] : 0.f;
-      if (d < hd) part += dov[e] * out[off];
-      acc[e] = 0.f;
-    }
-    Di = warp_sum(part);
-    if (lane == 0) dvec[(b * sh.H + h) * sh.Tq + i] = Di;
-    if (isinf(li)) active = false;  // the query saw no key
-    else rg = key_ranges(mask, i, sh.Tk);
-  }
-  const float* kb = k + b * kvs * D + h * hd;
-  const float* vb = v + b * kvs * D + h * hd;
-  for (int64_t j0 = 0; j0 < sh.Tk; j0 += KT) {
-    const int64_t j1 = min(sh.Tk, j0 + KT);
-    const bool mine = active && rg.overlaps(j0, j1);
-    if (!__syncthreads_or(mine)) continue;
-    load_kv_tile(ks, vs, kb, vb, j0, j1, hd, D);
-    if (mine) {
-      for (int64_t j = j0; j < j1; ++j) {
-        if (!rg.has(j)) continue;
-        const float* kr = ks + (j - j0) * hd;
-        const float* vr = vs + (j - j0) * hd;
-        float ps = 0.f, pd = 0.f;
-        for (int e = 0; e < EPL; ++e) {
-          const int64_t d = lane + 32 * e;
-          if (d < hd) {
-            ps += qv[e] * kr[d];
-            pd += dov[e] * vr[d];
-          }
-        }
-        const float p = expf(scale * warp_sum(ps) - li);
-        const float ds = p * (warp_sum(pd) - Di) * scale;
-        for (int e = 0; e < EPL; ++e) {
-          const int64_t d = lane + 32 * e;
-          if (d < hd) acc[e] += ds * kr[d];
-        }
-      }
-    }
-    __syncthreads();
-  }
-  if (!active) return;
-  for (int e = 0; e < EPL; ++e) {
-    const int64_t d = lane + 32 * e;
-    if (d < hd) dq[(b * sh.Tq + i) * D + h * hd + d] += acc[e];
-  }
-}
-
-// Backward pass 2: per key warp, dv_j += sum_i p_ij dO_i and dk_j += sum_i ds_ij q_i over the
-// queries that see key j; Q/dO staged QT at a time.
-template <int EPL, int QT>
-__global__ void k_attn_bwd_dkv(float* dk, float* dv, const float* dvec, const float* dout, const float* q,
-                               const float* k, const float* v, const float* lse, AttnShape sh, AttnMask mask,
-                               float scale) {
-  extern __shared__ float smem[];
-  float* qs = smem;               // [QT][hd]
-  float* ds_ = smem + QT * sh.hd;  // [QT][hd] dO
-  __shared__ float ls[QT], dd[QT];
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const int64_t bh = blockIdx.y, b = bh / sh.H, h = bh % sh.H;
-  const int64_t j = blockIdx.x * int64_t(kWarpsPerBlock) + warp;
-  const int64_t D = sh.H * sh.hd, hd = sh.hd, kvs = sh.kv_rows ? sh.kv_rows : sh.Tk;
-  const bool active = j < sh.Tk;
-  Ranges qr_;
-  if (active) qr_ = query_ranges(mask, j, sh.Tq);
-  float kv_[EPL], vv[EPL], ak[EPL], av[EPL];
-  for (int e = 0; e < EPL; ++e) {
-    const int64_t d = lane + 32 * e;
-    const int64_t off = (b * kvs + j) * D + h * hd + d;
-    kv_[e] = (active && d < hd) ? k[off] : 0.f;
-    vv[e] = (active && d < hd) ? v[off] : 0.f;
-    ak[e] = av[e] = 0.f;
-  }
-  for (int64_t i0 = 0; i0 < sh.Tq; i0 += QT) {
-    const int64_t i1 = min(sh.Tq, i0 + QT);
-    const bool mine = active && qr_.overlaps(i0, i1);
-    if (!__syncthreads_or(mine)) continue;
-    for (int64_t x = threadIdx.x; x < (i1 - i0) * hd; x += blockDim.x) {
-      const int64_t r = x / hd, d = x % hd;
-      qs[x] = q[(b * sh.Tq + i0 + r) * D + h * hd + d];
-      ds_[x] = dout[(b * sh.Tq + i0 + r) * D + h * hd + d];
-    }
-    for (int64_t x = threadIdx.x; x < i1 - i0; x += blockDim.x) {
-      ls[x] = lse[(b * sh.H + h) * sh.Tq + i0 + x];
-      dd[x] = dvec[(b * sh.H + h) * sh.Tq + i0 + x];
-    }
-    __syncthreads();
-    if (mine) {
-      for (int64_t i = i0; i < i1; ++i) {
-        const float li = ls[i - i0];
-        if (isinf(li) || !qr_.has(i)) continue;
-        const float* qr = qs + (i - i0) * hd;
-        const float* dr = ds_ + (i - i0) * hd;
-        float ps = 0.f, pd = 0.f;
-        for (int e = 0; e < EPL; ++e) {
-          const int64_t d = lane + 32 * e;
-          if (d < hd) {
-            ps += qr[d] * kv_[e];
-            pd += dr[d] * vv[e];
-          }
-        }
-        const float p = expf(scale * warp_sum(ps) - li);
-        const float dsv = p * (warp_sum(pd) - dd[i - i0]) * scale;
-        for (int e = 0; e < EPL; ++e) {
-          const int64_t d = lane + 32 * e;
-          if (d < hd) {
-            av[e] += p * dr[d];
-            ak[e] += dsv * qr[d];
-          }
-        }
-      }
-    }
-    __syncthreads();
-  }
-  if (!active) return;
-  for (int e = 0; e < EPL; ++e) {
-    const int64_t d = lane + 32 * e;
-    if (d >= hd) continue;
-    const int64_t off = (b * kvs + j) * D + h * hd + d;
-    if (dk) dk[off] += ak[e];
-    if (dv) dv[off] += av[e];
-  }
-}
-
-// ---- tiled GEMM (fallback where cuBLASLt is absent) ------------------------------------------
-// 64x64 output tile per block of 256 threads, 4x4 outputs per thread, K in steps of 16. Every C
-// element sums its K products in ascending order: deterministic.
-constexpr int kTM = 64, kTN = 64, kTK = 16;
-
-__global__ void k_gemm_tiled(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-                             int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  __shared__ float As[kTK][kTM + 1];
-  __shared__ float Bs[kTK][kTN + 1];
-  const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
-  const int64_t m0 = blockIdx.y * int64_t(kTM), n0 = blockIdx.x * int64_t(kTN);
-  float acc[4][4] = {};
-  for (int64_t k0 = 0; k0 < K; k0 += kTK) {
-    for (int x = threadIdx.x; x < kTK * kTM; x += 256) {
-      const int kk = x / kTM, mm = x % kTM;
-      const int64_t gm = m0 + mm, gk = k0 + kk;
-      As[kk][mm] = (gm < M && gk < K) ? (ta ? A[gk * lda + gm] : A[gm * lda + gk]) : 0.f;
-      const int nn = mm;
-      const int64_t gn = n0 + nn;
-      Bs[kk][nn] = (gn < N && gk < K) ? (tb ? B[gn * ldb + gk] : B[gk * ldb + gn]) : 0.f;
-    }
-    __syncthreads();
-    for (int kk = 0; kk < kTK; ++kk) {
-      float a[4], bv[4];
-      for (int r = 0; r < 4; ++r) a[r] = As[kk][ty * 4 + r];
-      for (int c = 0; c < 4; ++c) bv[c] = Bs[kk][tx * 4 + c];
-      for (int r = 0; r < 4; ++r)
-        for (int c = 0; c < 4; ++c) acc[r][c] += a[r] * bv[c];
-    }
-    __syncthreads();
-  }
-  for (int r = 0; r < 4; ++r)
-    for (int c = 0; c < 4; ++c) {
-      const int64_t gm = m0 + ty * 4 + r, gn = n0 + tx * 4 + c;
-      if (gm < M && gn < N) {
-        float* cp = C + gm * ldc + gn;
-        *cp = beta == 0.f ? alpha * acc[r][c] : alpha * acc[r][c] + beta * *cp;
-      }
-    }
-}
-
 // ---- the backend -----------------------------------------------------------------------------
 
 class CudaBackend final : public Backend<float> {
  public:
-  explicit CudaBackend(int device) : device_(device) {
+  CudaBackend(int device, CudaPrecision precision) : device_(device), precision_(precision) {
     std::string why;
     const int n = cuda_device_count(&why);
     CFP_CHECK(n > 0, "no CUDA device: %s", why.c_str());
@@ -475,18 +114,16 @@ class CudaBackend final : public Backend<float> {
     CUDA_OK(cudaSetDevice(device));
     CUDA_OK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     CUDA_OK(cudaMalloc(&reduce_buf_, (kReduceBlocks + 1) * sizeof(double)));
-#ifdef CFPIPE_HAVE_CUBLASLT
-    CFP_CHECK(cublasLtCreate(&lt_) == CUBLAS_STATUS_SUCCESS, "cuBLASLt could not be initialised");
-    CUDA_OK(cudaMalloc(&lt_ws_, kLtWorkspace));
-#endif
+    gemm_.reset(new Gemm(stream_));
+    gemm_mode_ = GemmMode::fp32;
+    if (precision == CudaPrecision::bf16) {
+      const char* g = std::getenv("CFPIPE_CUDA_BF16_GEMM");  // cast (default) or fast, see kernels.h
+      gemm_mode_ = g && std::strcmp(g, "fast") == 0 ? GemmMode::bf16_fast : GemmMode::bf16_cast;
+    }
   }
   ~CudaBackend() override {
     cudaStreamSynchronize(stream_);
-#ifdef CFPIPE_HAVE_CUBLASLT
-    for (auto& kv : lt_plans_) destroy_plan(kv.second);
-    cudaFree(lt_ws_);
-    cublasLtDestroy(lt_);
-#endif
+    gemm_.reset();
     cudaFree(reduce_buf_);
     cudaFree(seg_buf_);
     cudaFree(vec_buf_);
@@ -494,6 +131,7 @@ class CudaBackend final : public Backend<float> {
   }
   std::string name() const override { return "cuda:" + std::to_string(device_); }
   void synchronize() { CUDA_OK(cudaStreamSynchronize(stream_)); }
+  cudaStream_t stream() const { return stream_; }
 
   // ---- memory ----
   std::shared_ptr<float> alloc(int64_t n) override {
@@ -553,12 +191,7 @@ class CudaBackend final : public Backend<float> {
       });
       return;
     }
-#ifdef CFPIPE_HAVE_CUBLASLT
-    if (lt_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
-#endif
-    dim3 grid(unsigned((N + kTN - 1) / kTN), unsigned((M + kTM - 1) / kTM));
-    k_gemm_tiled<<<grid, 256, 0, stream_>>>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    check_launch("gemm_tiled");
+    gemm_->run(gemm_mode_, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   }
   void add_bias(float* out, const float* bias, int64_t N, int64_t C) override {
     elems(N * C, [=] __device__(int64_t i) { out[i] += bias[i % C]; });
@@ -814,33 +447,20 @@ class CudaBackend final : public Backend<float> {
   void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const AttnShape& sh,
                          const AttnMask& mask, double scale) override {
     check_mask(sh, mask);
-    dispatch_epl(sh.hd, [&](auto epl) {
-      constexpr int EPL = decltype(epl)::value, KT = EPL <= 4 ? 32 : 16;
-      const size_t smem = size_t(2 * KT * sh.hd) * sizeof(float);
-      dim3 grid(unsigned((sh.Tq + kWarpsPerBlock - 1) / kWarpsPerBlock), unsigned(sh.B * sh.H));
-      k_attn_fwd<EPL, KT><<<grid, 32 * kWarpsPerBlock, smem, stream_>>>(out, lse, q, k, v, sh, mask, float(scale));
-      check_launch("attention_forward");
-    });
+    if (use_bf16_attention(sh))
+      attention_forward_bf16(stream_, out, lse, q, k, v, sh, mask, float(scale));
+    else
+      attention_forward_fp32(stream_, out, lse, q, k, v, sh, mask, float(scale));
   }
   void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                           const float* v, const float* out, const float* lse, const AttnShape& sh,
                           const AttnMask& mask, double scale) override {
     check_mask(sh, mask);
     float* dvec = vec_scratch(sh.B * sh.H * sh.Tq);
-    dispatch_epl(sh.hd, [&](auto epl) {
-      constexpr int EPL = decltype(epl)::value, KT = EPL <= 4 ? 32 : 16;
-      const size_t smem = size_t(2 * KT * sh.hd) * sizeof(float);
-      dim3 gq(unsigned((sh.Tq + kWarpsPerBlock - 1) / kWarpsPerBlock), unsigned(sh.B * sh.H));
-      k_attn_bwd_dq<EPL, KT><<<gq, 32 * kWarpsPerBlock, smem, stream_>>>(dq, dvec, dout, q, k, v, out, lse, sh, mask,
-                                                                        float(scale));
-      check_launch("attention_backward dq");
-      if (dk || dv) {
-        dim3 gk(unsigned((sh.Tk + kWarpsPerBlock - 1) / kWarpsPerBlock), unsigned(sh.B * sh.H));
-        k_attn_bwd_dkv<EPL, KT><<<gk, 32 * kWarpsPerBlock, smem, stream_>>>(dk, dv, dvec, dout, q, k, v, lse, sh,
-                                                                           mask, float(scale));
-        check_launch("attention_backward dk/dv");
-      }
-    });
+    if (use_bf16_attention(sh))
+      attention_backward_bf16(stream_, dq, dk, dv, dvec, dout, q, k, v, out, lse, sh, mask, float(scale));
+    else
+      attention_backward_fp32(stream_, dq, dk, dv, dvec, dout, q, k, v, out, lse, sh, mask, float(scale));
   }
 
   // ---- embeddings and (un)patchify ----
@@ -939,17 +559,8 @@ class CudaBackend final : public Backend<float> {
  private:
   static constexpr double kGeluC = 0.7978845608028654;  // sqrt(2/pi)
 
-  template <int V>
-  struct Epl {
-    static constexpr int value = V;
-  };
-  template <class Fn>
-  static void dispatch_epl(int64_t hd, Fn fn) {
-    CFP_CHECK(hd > 0 && hd <= 256, "CUDA attention supports head dims up to 256, got %lld", static_cast<long long>(hd));
-    if (hd <= 32) fn(Epl<1>{});
-    else if (hd <= 64) fn(Epl<2>{});
-    else if (hd <= 128) fn(Epl<4>{});
-    else fn(Epl<8>{});
+  bool use_bf16_attention(const AttnShape& sh) const {
+    return precision_ == CudaPrecision::bf16 && attention_bf16_supports(sh);
   }
   static void check_mask(const AttnShape& sh, const AttnMask& m) {
     CFP_CHECK(sh.hd > 0 && sh.H > 0 && sh.B > 0, "attention shape must be positive");
@@ -985,65 +596,10 @@ class CudaBackend final : public Backend<float> {
     return vec_buf_;
   }
 
-#ifdef CFPIPE_HAVE_CUBLASLT
-  // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: B goes first.
-  static constexpr size_t kLtWorkspace = size_t(32) << 20;
-  struct LtPlan {
-    cublasLtMatmulDesc_t op = nullptr;
-    cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
-    cublasLtMatmulAlgo_t algo{};
-    bool ok = false;
-  };
-  using LtKey = std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>;
-  static void destroy_plan(LtPlan& p) {
-    if (p.op) cublasLtMatmulDescDestroy(p.op);
-    if (p.a) cublasLtMatrixLayoutDestroy(p.a);
-    if (p.b) cublasLtMatrixLayoutDestroy(p.b);
-    if (p.c) cublasLtMatrixLayoutDestroy(p.c);
-  }
-  bool lt_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-               const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-    const LtKey key{ta, tb, M, N, K, lda, ldb, ldc};
-    auto it = lt_plans_.find(key);
-    if (it == lt_plans_.end()) it = lt_plans_.emplace(key, make_plan(ta, tb, M, N, K, lda, ldb, ldc)).first;
-    const LtPlan& p = it->second;
-    if (!p.ok) return false;  // no algorithm for this shape: the tiled kernel takes it
-    const cublasStatus_t st = cublasLtMatmul(lt_, p.op, &alpha, B, p.a, A, p.b, &beta, C, p.c, C, p.c, &p.algo,
-                                             lt_ws_, kLtWorkspace, stream_);
-    CFP_CHECK(st == CUBLAS_STATUS_SUCCESS, "cuBLASLt matmul failed (status %d)", int(st));
-    return true;
-  }
-  LtPlan make_plan(bool ta, bool tb, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, int64_t ldc) {
-    LtPlan p;
-    auto ok = [](cublasStatus_t s) { return s == CUBLAS_STATUS_SUCCESS; };
-    if (!ok(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F))) return p;
-    cublasOperation_t opa = tb ? CUBLAS_OP_T : CUBLAS_OP_N, opb = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
-    cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof(opa));
-    cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof(opb));
-    // First operand (our B): column-major N x K (or K x N when transposed), ld = ldb.
-    if (!ok(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_32F, tb ? K : N, tb ? N : K, ldb))) return p;
-    if (!ok(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_32F, ta ? M : K, ta ? K : M, lda))) return p;
-    if (!ok(cublasLtMatrixLayoutCreate(&p.c, CUDA_R_32F, N, M, ldc))) return p;
-    cublasLtMatmulPreference_t pref = nullptr;
-    if (!ok(cublasLtMatmulPreferenceCreate(&pref))) return p;
-    size_t ws = kLtWorkspace;
-    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
-    cublasLtMatmulHeuristicResult_t res{};
-    int found = 0;
-    const bool got = ok(cublasLtMatmulAlgoGetHeuristic(lt_, p.op, p.a, p.b, p.c, p.c, pref, 1, &res, &found));
-    cublasLtMatmulPreferenceDestroy(pref);
-    if (got && found > 0) {
-      p.algo = res.algo;
-      p.ok = true;
-    }
-    return p;
-  }
-  cublasLtHandle_t lt_ = nullptr;
-  void* lt_ws_ = nullptr;
-  std::map<LtKey, LtPlan> lt_plans_;
-#endif
-
+  std::unique_ptr<Gemm> gemm_;
+  GemmMode gemm_mode_ = GemmMode::fp32;
   int device_;
+  CudaPrecision precision_;
   cudaStream_t stream_ = nullptr;
   double* reduce_buf_ = nullptr;
   double* seg_buf_ = nullptr;
@@ -1066,15 +622,29 @@ int cuda_device_count(std::string* why) {
   return n;
 }
 
-std::unique_ptr<Backend<float>> make_cuda_backend(int device) { return std::make_unique<CudaBackend>(device); }
-
-const char* cuda_gemm_engine() {
-#ifdef CFPIPE_HAVE_CUBLASLT
-  return "cublaslt";
-#else
-  return "tiled";
-#endif
+CudaPrecision default_cuda_precision() {
+  const char* p = std::getenv("CFPIPE_CUDA_PRECISION");
+  if (p && std::strcmp(p, "fp32") == 0) return CudaPrecision::fp32;
+  if (p && *p && std::strcmp(p, "bf16") != 0)
+    CFP_THROW("CFPIPE_CUDA_PRECISION must be fp32 or bf16, got '%s'", p);
+  return CudaPrecision::bf16;
 }
+
+const char* cuda_precision_name(CudaPrecision p) { return p == CudaPrecision::fp32 ? "fp32" : "bf16"; }
+
+std::unique_ptr<Backend<float>> make_cuda_backend(int device, CudaPrecision precision) {
+  return std::make_unique<CudaBackend>(device, precision);
+}
+
+const char* cuda_gemm_engine() { return Gemm::engine(); }
+
+namespace cuda {
+cudaStream_t stream_of(Backend<float>& backend) {
+  auto* cb = dynamic_cast<CudaBackend*>(&backend);
+  CFP_CHECK(cb != nullptr, "%s is not a CUDA backend", backend.name().c_str());
+  return cb->stream();
+}
+}  // namespace cuda
 
 void cuda_synchronize(Backend<float>& backend) {
   if (auto* cb = dynamic_cast<CudaBackend*>(&backend)) cb->synchronize();
@@ -1163,9 +733,9 @@ std::unique_ptr<OptimOps> make_cuda_optim_ops(Backend<float>& cuda_backend) {
   return std::make_unique<CudaOptimOps>(*cb);
 }
 
-ComputeDevice make_cuda_device(int device) {
+ComputeDevice make_cuda_device(int device, CudaPrecision precision) {
   ComputeDevice d;
-  d.backend = make_cuda_backend(device);
+  d.backend = make_cuda_backend(device, precision);
   d.owned_optim = make_cuda_optim_ops(*d.backend);
   d.optim = d.owned_optim.get();
   return d;

@@ -2,11 +2,15 @@
 // stream, memory from cudaMalloc (never managed memory). Plain C++ header: code that includes it
 // needs no nvcc, only a link against the cfpipe_cuda library (built where nvcc exists).
 //
-// Precision and determinism: fp32 storage and arithmetic; reductions (sums over rows, columns,
-// norms, the scalar reductions) accumulate in double in a fixed order with no float atomics, so
-// two runs with the same inputs are bitwise identical on the same GPU. GEMMs go through cuBLASLt
-// (fp32 compute, one algorithm per shape chosen once) when the library was found at build time,
-// otherwise through our tiled kernel; both give every output element one fixed summation order.
+// Precision: storage is always fp32 (activations, gradients, master weights, optimizer state).
+// In fp32 mode (the parity reference) all arithmetic is fp32. In bf16 mode (the default, for
+// speed) the GEMMs round both operands to bf16 and run on the tensor cores with fp32 accumulation
+// and fp32 output, and attention runs as a bf16 tensor-core flash kernel (fp32 softmax and
+// accumulation); everything else (norms, modulation, activations, reductions, the optimizer)
+// stays fp32. Determinism holds in both modes: reductions accumulate in double in a fixed order
+// with no float atomics, GEMMs use one cuBLASLt algorithm per shape chosen once (or our tiled
+// kernel where cuBLASLt is absent), attention sums each output in one thread, so two runs with the
+// same inputs are bitwise identical on the same GPU.
 #pragma once
 #include <memory>
 #include <string>
@@ -21,8 +25,14 @@ namespace cfp {
 // Never throws.
 int cuda_device_count(std::string* why = nullptr);
 
+enum class CudaPrecision { fp32, bf16 };
+
+// CFPIPE_CUDA_PRECISION=fp32|bf16 from the environment; bf16 when unset. Throws on other values.
+CudaPrecision default_cuda_precision();
+const char* cuda_precision_name(CudaPrecision p);
+
 // The CUDA backend on `device` (0-based). Throws cfp::Error when the device cannot be used.
-std::unique_ptr<Backend<float>> make_cuda_backend(int device = 0);
+std::unique_ptr<Backend<float>> make_cuda_backend(int device = 0, CudaPrecision precision = default_cuda_precision());
 
 // The GEMM engine compiled in: "cublaslt" or "tiled".
 const char* cuda_gemm_engine();
@@ -41,6 +51,6 @@ std::string cuda_device_name(int device = 0);
 std::unique_ptr<OptimOps> make_cuda_optim_ops(Backend<float>& cuda_backend);
 
 // The CUDA backend on `device` with its optimizer ops: the compute device of a GPU job.
-ComputeDevice make_cuda_device(int device = 0);
+ComputeDevice make_cuda_device(int device = 0, CudaPrecision precision = default_cuda_precision());
 
 }  // namespace cfp

@@ -1,12 +1,21 @@
 """The native engine's GPU figures (from cuda_bench) against the PyTorch reference at the same
-shapes and dtype (fp32, TF32 off): a teacher-forcing diffusion training step (forward + loss +
-backward, no optimizer) and few-step streaming generation (4 warped steps per block + a cache
-pass, KV cache), in eager mode and under torch.compile. Prints ratios (> 1 = native faster) and
-model FLOP utilisation against 989 TFLOP/s with the formula.
+shapes: one training step per objective (forward passes + loss + backward, no optimizer: teacher-
+forcing diffusion, ODE regression, causal consistency distillation, DMD generator, DMD critic,
+with the same forward/backward passes as native/core/objectives.cpp) and few-step streaming
+generation (4 warped steps per block + a cache pass, KV cache; frames/s and first-block latency),
+in eager mode and under torch.compile, in fp32 (TF32 off) against the engine's fp32 mode and in
+bf16 autocast against its bf16 mode. Prints ratios (> 1 = native faster), model FLOP utilisation
+against 989 TFLOP/s with the formula, and a bare torch.matmul bf16 reference for the GEMM table.
 
-Usage: python3 test/bench/cuda-bench.py NATIVE_JSON_LINE_FILE   (runs on the GPU machine)
+Usage (on the GPU machine):
+  python3 test/bench/cuda-bench.py --torch-json OUT.json [--budget S]     measure PyTorch only
+  python3 test/bench/cuda-bench.py NATIVE_FP32_LOG NATIVE_BF16_LOG [--cached OUT.json]   compare
+The DMD steps draw their exit step at random (as the engine does), so they vary from run to run.
 """
+import argparse
+import contextlib
 import json
+import random
 import sys
 import time
 from pathlib import Path
@@ -59,98 +68,187 @@ def cuda_time_ms(fn, iters=3) -> float:
     return sorted(ts)[len(ts) // 2]
 
 
-def main(native_file: str) -> None:
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    line = next(l for l in Path(native_file).read_text().splitlines() if l.startswith("JSON "))
-    nat = json.loads(line[5:])
-    c = Config(layers=nat["layers"], frames=nat["frames"], height=nat["height"], width=nat["width"])
-    dev = "cuda"
-    model = CausalDiT(c, random_weights(c, dev)).to(dev)
+def workloads(model, fwd, c: Config, dev) -> dict:
+    """name -> closure running one step of that workload through `fwd` (model or compiled)."""
     B, Fr = 1, c.frames
     x0 = torch.randn(B, Fr, c.channels, c.height, c.width, device=dev)
     text = torch.randn(B, c.text_len, c.text_dim, device=dev)
-    Lf, k = c.tokens_per_frame, c.frames_per_block
+    text_u = torch.randn(B, c.text_len, c.text_dim, device=dev)
+    traj = torch.randn(6, B, Fr, c.channels, c.height, c.width, device=dev)
+    k = c.frames_per_block
     steps = [1000.0, 937.5, 833.3, 625.0]  # the warped 4-step list (values only set the timestep input)
+    rng = random.Random(7)
 
-    def tf_step(fwd):
-        def run():
-            model.zero_grad(set_to_none=True)
-            t = torch.rand(B, Fr, device=dev) * 1000
-            eps = torch.randn_like(x0)
-            s = (t / 1000)[..., None, None, None]
-            xt = (1 - s) * x0 + s * eps
-            v = fwd(xt, t, text, mode="teacher_forcing", x_clean=x0)
-            loss = ((v - (eps - x0)) ** 2).mean()
-            loss.backward()
-        return run
+    def tf_forward(x, t, txt):
+        return fwd(x, t, txt, mode="teacher_forcing", x_clean=x0)
 
-    def generate(fwd):
-        def run():
-            with torch.no_grad():
-                cache = model.make_cache(B, dev)
-                out = []
-                for f0 in range(0, Fr, k):
-                    x = torch.randn(B, k, c.channels, c.height, c.width, device=dev)
-                    for i, tv in enumerate(steps):
-                        t = torch.full((B, k), tv, device=dev)
-                        v = fwd(x, t, text, mode="stream", cache=cache, start_frame=f0)
-                        x0h = x - (tv / 1000) * v
-                        if i + 1 < len(steps):
-                            s = steps[i + 1] / 1000
-                            x = (1 - s) * x0h + s * torch.randn_like(x0h)
-                    fwd(x0h, torch.zeros(B, k, device=dev), text, mode="stream", cache=cache, start_frame=f0)
-                    out.append(x0h)
-            return torch.cat(out, 1)
-        return run
+    def tf_step():
+        model.zero_grad(set_to_none=True)
+        t = torch.rand(B, Fr, device=dev) * 1000
+        eps = torch.randn_like(x0)
+        s = (t / 1000)[..., None, None, None]
+        v = tf_forward((1 - s) * x0 + s * eps, t, text)
+        ((v.float() - (eps - x0)) ** 2).mean().backward()
 
-    def first_block(fwd):
-        def run():
-            with torch.no_grad():
-                cache = model.make_cache(B, dev)
+    def ode_step():
+        model.zero_grad(set_to_none=True)
+        i = rng.randrange(len(steps))
+        t = torch.full((B, Fr), steps[i], device=dev)
+        v = tf_forward(traj[i], t, text)
+        x0h = traj[i] - (steps[i] / 1000) * v.float()
+        ((x0h - traj[-1]) ** 2).mean().backward()
+
+    def cd_step():
+        model.zero_grad(set_to_none=True)
+        t = torch.full((B, Fr), 750.0, device=dev)
+        xt = 0.25 * x0 + 0.75 * torch.randn_like(x0)
+        with torch.no_grad():
+            vc, vu = tf_forward(xt, t, text).float(), tf_forward(xt, t, text_u).float()
+            xtn = xt - 0.1 * (vu + 3.0 * (vc - vu))
+            tgt = xtn - 0.65 * tf_forward(xtn, t - 100, text).float()  # the EMA target (same weights here)
+        vs = tf_forward(xt, t, text).float()
+        ((xt - 0.75 * vs - tgt) ** 2).mean().backward()
+
+    def rollout(exit_index):
+        """DMD's generator rollout (no grad): per block `exit_index + 1` denoising forwards and a
+        cache pass; returns the video, the exit inputs and the cache."""
+        cache = model.make_cache(B, dev)
+        outs, exits = [], []
+        with torch.no_grad():
+            for f0 in range(0, Fr, k):
                 x = torch.randn(B, k, c.channels, c.height, c.width, device=dev)
-                for tv in steps:
-                    fwd(x, torch.full((B, k), tv, device=dev), text, mode="stream", cache=cache, start_frame=0)
-        return run
+                for j in range(exit_index + 1):
+                    if j == exit_index:
+                        exits.append(x)
+                    v = fwd(x, torch.full((B, k), steps[j], device=dev), text, mode="stream", cache=cache, start_frame=f0)
+                    x0h = x - (steps[j] / 1000) * v.float()
+                    if j < exit_index:
+                        x = (1 - steps[j + 1] / 1000) * x0h + steps[j + 1] / 1000 * torch.randn_like(x0h)
+                fwd(x0h, torch.zeros(B, k, device=dev), text, mode="stream", cache=cache, start_frame=f0)
+                outs.append(x0h)
+        return torch.cat(outs, 1), exits, cache
 
-    results = {}
+    def dmd_gen_step():
+        model.zero_grad(set_to_none=True)
+        e = rng.randrange(len(steps))
+        xg, exits, cache = rollout(e)
+        t = torch.full((B, Fr), 500.0, device=dev)
+        xt = 0.5 * xg + 0.5 * torch.randn_like(xg)
+        with torch.no_grad():  # fake score, real score cond + uncond (full attention)
+            fake = xt - 0.5 * fwd(xt, t, text, mode="full").float()
+            rc = xt - 0.5 * fwd(xt, t, text, mode="full").float()
+            ru = xt - 0.5 * fwd(xt, t, text_u, mode="full").float()
+            real = rc + 3.0 * (rc - ru)
+            grad = (fake - real) / (xg - real).abs().mean().clamp_min(1e-12)
+        for blk in reversed(range(len(exits))):  # recompute each exit forward with grad, then backward
+            f0 = blk * k
+            cc = {"k": [z.clone() for z in cache["k"]], "v": [z.clone() for z in cache["v"]]}
+            v = fwd(exits[blk], torch.full((B, k), steps[e], device=dev), text, mode="stream", cache=cc, start_frame=f0)
+            (v.float() * (-steps[e] / 1000) * grad[:, f0:f0 + k]).sum().backward()
+
+    def dmd_critic_step():
+        model.zero_grad(set_to_none=True)
+        xg, _, _ = rollout(rng.randrange(len(steps)))
+        t = torch.full((B, Fr), 500.0, device=dev)
+        eps = torch.randn_like(xg)
+        v = fwd(0.5 * xg + 0.5 * eps, t, text, mode="full")
+        ((v.float() - (eps - xg)) ** 2).mean().backward()
+
+    def generate():
+        xg, _, _ = rollout(len(steps) - 1)
+        return xg
+
+    def first_block():
+        with torch.no_grad():
+            cache = model.make_cache(B, dev)
+            x = torch.randn(B, k, c.channels, c.height, c.width, device=dev)
+            for tv in steps:
+                fwd(x, torch.full((B, k), tv, device=dev), text, mode="stream", cache=cache, start_frame=0)
+
+    return {"tf_ms": tf_step, "ode_ms": ode_step, "cd_ms": cd_step, "dmd_gen_ms": dmd_gen_step,
+            "dmd_critic_ms": dmd_critic_step, "gen_ms": generate, "first_block_ms": first_block}
+
+
+KEYS = [("tf_ms", "TF diffusion step (fwd+bwd)"), ("ode_ms", "ODE regression step"), ("cd_ms", "causal CD step"),
+        ("dmd_gen_ms", "DMD generator step"), ("dmd_critic_ms", "DMD critic step"),
+        ("gen_ms", "few-step generation (4 steps)"), ("first_block_ms", "first-block latency")]
+
+
+def measure_torch(c: Config, budget: float) -> dict:
+    """PyTorch eager and compiled, fp32 (TF32 off) and bf16 autocast: {dtype: {mode: {key: ms}}}."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    dev = "cuda"
+    t_start = time.perf_counter()
+    model = CausalDiT(c, random_weights(c, dev)).to(dev)
     compiled = torch.compile(model)
-    for label, fwd in [("eager", model), ("compile", compiled)]:
-        t0 = time.perf_counter()
-        results[label] = {
-            "tf_ms": cuda_time_ms(tf_step(fwd)),
-            "gen_ms": cuda_time_ms(generate(fwd)),
-            "first_block_ms": cuda_time_ms(first_block(fwd)),
-        }
-        print(f"PyTorch {label}: {results[label]} (incl. warm-up/compile {time.perf_counter() - t0:.1f} s)", flush=True)
+    res = {"fp32": {}, "bf16": {}, "shapes": {"layers": c.layers, "frames": c.frames, "height": c.height, "width": c.width}}
+    # bare bf16 matmuls at the model's GEMM shapes (the PyTorch side of the GEMM table)
+    for dtype in ["bf16", "fp32"]:
+        for label, fwd in [("eager", model), ("compile", compiled)]:
+            out = res[dtype].setdefault(label, {})
+            t0 = time.perf_counter()
+            for key, fn in workloads(model, fwd, c, dev).items():
+                if time.perf_counter() - t_start > budget:
+                    print(f"PyTorch {dtype} {label}: {key} skipped (budget {budget:.0f} s spent)", flush=True)
+                    continue
+                ctx = torch.autocast("cuda", dtype=torch.bfloat16) if dtype == "bf16" else contextlib.nullcontext()
+                with ctx:
+                    out[key] = cuda_time_ms(fn)
+            print(f"PyTorch {dtype} {label}: {out} ({time.perf_counter() - t0:.1f} s incl. warm-up/compile)", flush=True)
+    return res
 
+
+def native_json(path: str) -> dict:
+    line = next(l for l in Path(path).read_text().splitlines() if l.startswith("JSON "))
+    return json.loads(line[5:])
+
+
+def compare(nat: dict, torch_res: dict, c: Config) -> None:
+    prec = nat["precision"]
+    eager, comp = torch_res[prec].get("eager", {}), torch_res[prec].get("compile", {})
+    print(f"\n== {prec}: native {prec} vs PyTorch {'bf16 autocast' if prec == 'bf16' else 'fp32 (TF32 off)'}")
+    print(f"{'':34}{'native ms':>12}{'eager ms':>12}{'compile ms':>12}{'vs eager':>10}{'vs compile':>11}")
+    nan = float("nan")
+    for key, name in KEYS:
+        n, e, cpl = nat[key], eager.get(key, nan), comp.get(key, nan)
+        print(f"{name:34}{n:12.2f}{e:12.2f}{cpl:12.2f}{e / n:9.2f}x{cpl / n:10.2f}x")
+    Fr = c.frames
+    print(f"Generation: native {Fr / nat['gen_ms'] * 1000:.2f} latent frames/s, eager "
+          f"{Fr / eager.get('gen_ms', nan) * 1000:.2f}, compile {Fr / comp.get('gen_ms', nan) * 1000:.2f}")
+    Lf, k = c.tokens_per_frame, c.frames_per_block
     T = 2 * Fr * Lf
     pairs_tf = int(attn_mask("teacher_forcing", T, T, k * Lf, Fr * Lf).sum())
     tf_flops = 3 * forward_flops(c, T, pairs_tf)  # forward + backward (2x forward)
-    print()
-    print(f"Shapes: dim {c.dim}, heads {c.heads}, ffn {c.ffn_dim}, layers {c.layers}, {Fr} frames x {Lf} tokens, "
-          f"text {c.text_len}x{c.text_dim}, batch {B}, fp32 (TF32 off) on both sides")
-    print(f"{'':34}{'native ms':>12}{'eager ms':>12}{'compile ms':>12}{'vs eager':>10}{'vs compile':>11}")
-    for key, name in [("tf_ms", "TF diffusion step (fwd+bwd)"), ("gen_ms", "few-step generation (4 steps)"),
-                      ("first_block_ms", "first-block latency")]:
-        n, e, cpl = nat[key], results["eager"][key], results["compile"][key]
-        print(f"{name:34}{n:12.2f}{e:12.2f}{cpl:12.2f}{e / n:9.2f}x{cpl / n:10.2f}x")
-    print(f"{'ODE regression step (native only)':34}{nat['ode_ms']:12.2f}")
-    print(f"{'causal CD step (native only)':34}{nat['cd_ms']:12.2f}")
-    print(f"{'DMD generator step (native only)':34}{nat['dmd_gen_ms']:12.2f}")
-    print(f"{'DMD critic step (native only)':34}{nat['dmd_critic_ms']:12.2f}")
-    print(f"Generation: native {Fr / nat['gen_ms'] * 1000:.2f} latent frames/s, eager "
-          f"{Fr / results['eager']['gen_ms'] * 1000:.2f}, compile {Fr / results['compile']['gen_ms'] * 1000:.2f}")
-    print()
-    print("MFU = model FLOPs of the step / step time / 989e12, model FLOPs = 3 x forward FLOPs, forward FLOPs =")
+    print("MFU = model FLOPs of the TF step / step time / 989e12, model FLOPs = 3 x forward FLOPs, forward FLOPs =")
     print("  layers x [2 N (6 D^2 + 2 D Ff) + 2 Lt 2 D^2 + 4 P D + 4 N Lt D] + 4 N Pd D + 2 Lt (Dt D + D^2)")
     print(f"  with N = {T} tokens (clean + noisy), P = {pairs_tf} visible attention pairs, Lt = {c.text_len}, "
           f"Pd = {c.patch_dim}, Dt = {c.text_dim}: {tf_flops / 1e12:.3f} TFLOP per TF step")
-    for label, ms in [("native", nat["tf_ms"]), ("eager", results["eager"]["tf_ms"]),
-                      ("compile", results["compile"]["tf_ms"])]:
+    for label, ms in [("native", nat["tf_ms"]), ("eager", eager.get("tf_ms", nan)), ("compile", comp.get("tf_ms", nan))]:
         tfs = tf_flops / (ms / 1000)
         print(f"  {label:8} {tfs / 1e12:8.2f} TFLOP/s = MFU {100 * tfs / PEAK:.2f}% of 989 TFLOP/s")
 
 
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("native", nargs="*")
+    ap.add_argument("--torch-json")
+    ap.add_argument("--cached")
+    ap.add_argument("--budget", type=float, default=400)
+    ap.add_argument("--layers", type=int, default=4)
+    a = ap.parse_args()
+    if a.cached:
+        torch_res = json.loads(Path(a.cached).read_text())
+    else:
+        sh = native_json(a.native[0]) if a.native else {"layers": a.layers, "frames": 9, "height": 30, "width": 52}
+        torch_res = measure_torch(Config(layers=sh["layers"], frames=sh["frames"], height=sh["height"], width=sh["width"]),
+                                  a.budget)
+        if a.torch_json:
+            Path(a.torch_json).write_text(json.dumps(torch_res))
+    for path in a.native:
+        nat = native_json(path)
+        compare(nat, torch_res, Config(layers=nat["layers"], frames=nat["frames"], height=nat["height"], width=nat["width"]))
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main()

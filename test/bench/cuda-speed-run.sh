@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# One device call for the GPU speed work (no Node needed): build the CUDA targets with plain CMake,
+# run the CUDA parity tests in bf16 and fp32 mode, the GPU benchmark in both modes (per-op profile,
+# GEMM table against bare cuBLASLt, copy bandwidth), the bf16 training/resume test, and PyTorch at
+# the same shapes (eager and torch.compile, fp32 and bf16 autocast) with the time left, or the
+# cached PyTorch figures when test/bench/cuda-bench-torch.json exists and TORCH=cached.
+# Logs go to $OUT (at most 8 files come back).
+#
+# Device call: command: bash test/bench/cuda-speed-run.sh [budget_s=570] [stages]
+#   stages: comma list of build,parity,bench,train,torch (default: all)
+set -u
+budget=${1:-570}
+stages=${2:-build,parity,bench,train,torch}
+start=$(date +%s)
+out=${OUT:-/tmp/cfpipe-out}
+mkdir -p "$out"
+left() { echo $((budget - ($(date +%s) - start))); }
+want() { [[ ",$stages," == *",$1,"* ]]; }
+stamp() { echo "=== [$(( $(date +%s) - start )) s] $*"; }
+bd=native/build-gpu
+
+nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader
+if want build; then
+  stamp build
+  { cmake -S native -B $bd -DCMAKE_BUILD_TYPE=Release -DCFPIPE_CUDA_VERBOSE=ON &&
+    cmake --build $bd -j "$(nproc)" --target cfpipe_cuda test_cuda_parity test_cuda_train cuda_bench; } > "$out/build.log" 2>&1 ||
+    { grep -E "error" -A3 "$out/build.log" | head -40; exit 1; }
+  grep -E "cfpipe:" "$out/build.log"
+  # registers / spills of the bf16 attention kernels
+  grep -A2 "k_fa_" "$out/build.log" | grep -E "registers|spill" | sort | uniq -c | head -12
+fi
+if want parity; then
+  stamp "test_cuda_parity bf16"
+  timeout 200 $bd/test_cuda_parity bf16 > "$out/parity.log" 2>&1; echo "exit $?"
+  grep -E "attention|model|loss|FAIL|failed|passed|determin|sampler" "$out/parity.log" | grep -vE "^\s*$" | head -80
+  stamp "test_cuda_parity fp32"
+  timeout 150 $bd/test_cuda_parity >> "$out/parity.log" 2>&1; echo "exit $?"
+  grep -E "FAIL|failed|passed" "$out/parity.log" | tail -5
+fi
+if want bench; then
+  stamp "cuda_bench bf16 --gemm"
+  timeout 200 $bd/cuda_bench --precision bf16 --gemm > "$out/bench_bf16.log" 2>&1; echo "exit $?"
+  cat "$out/bench_bf16.log"
+  stamp "cuda_bench fp32 --profile"
+  timeout 150 $bd/cuda_bench --precision fp32 --profile > "$out/bench_fp32.log" 2>&1; echo "exit $?"
+  grep -vE "^  gemm " "$out/bench_fp32.log" | head -40
+  stamp "cuda_bench bf16, cuBLASLt fast-16BF mode"
+  CFPIPE_CUDA_BF16_GEMM=fast timeout 100 $bd/cuda_bench --precision bf16 > "$out/bench_fast.log" 2>&1; echo "exit $?"
+  grep -E "step|generation|latency" "$out/bench_fast.log"
+fi
+if want train && [ "$(left)" -gt 200 ]; then
+  stamp "test_cuda_train bf16"
+  timeout 150 $bd/test_cuda_train bf16 > "$out/train.log" 2>&1; echo "exit $?"
+  grep -E "worst|resume|FAIL|failed" "$out/train.log" | head -30
+fi
+if want torch && [ "$(left)" -gt 60 ]; then
+  if [ "${TORCH:-}" = cached ] && [ -f test/bench/cuda-bench-torch.json ]; then
+    python3 test/bench/cuda-bench.py "$out/bench_fp32.log" "$out/bench_bf16.log" --cached test/bench/cuda-bench-torch.json
+  else
+    stamp "PyTorch (budget $(( $(left) - 40 )) s)"
+    PYTHONUNBUFFERED=1 python3 test/bench/cuda-bench.py "$out/bench_fp32.log" "$out/bench_bf16.log" \
+      --torch-json "$out/torch.json" --budget $(( $(left) - 40 )) 2>&1 | grep -vE "Warning|warn" | tee "$out/torch.log" | tail -60
+  fi
+fi
+stamp done
