@@ -2,10 +2,14 @@
 // with online softmax, and a two-kernel backward (dq over key tiles; dk/dv over query tiles) so
 // that every output element is summed by one thread in a fixed order (no atomics: deterministic).
 //
-// Inputs and outputs stay fp32 in device memory; tiles are rounded to bf16 as they are staged into
-// shared memory. Products use mma.sync m16n8k16 (bf16 x bf16 -> fp32). A warp owns 16 rows (queries
-// in the forward and dq pass, keys in the dk/dv pass); a block of 4 warps owns 64 rows. Head dims
-// are zero-padded to HDP = 16 KC (KC in {1, 2, 4, 8}: hd <= 128); larger heads use the fp32 path.
+// Inputs and outputs stay fp32 in device memory. A pack kernel first rounds Q, K, V (and dO) to
+// bf16 in a head-major workspace [B*H][T rounded up to 64][HDP] (zero rows and columns as padding),
+// so each tile is one contiguous block that cp.async copies into shared memory in 16-byte pieces,
+// the next tile in flight while the current one is used (two buffers). Products use mma.sync
+// m16n8k16 (bf16 x bf16 -> fp32); operands needed transposed are read with ldmatrix.trans. A warp
+// owns 16 rows (queries in the forward and dq pass, keys in the dk/dv pass); a block of 4 warps owns
+// 64 rows. Head dims are zero-padded to HDP = 16 KC (KC in {1, 2, 4, 8}: hd <= 128); larger heads
+// use the fp32 path.
 //
 // Fragment layouts (PTX ISA, mma.m16n8k16 with 16-bit operands), g = lane / 4, t = lane % 4:
 //   A 16x16 (row): a0 = (g, 2t..2t+1), a1 = (g+8, 2t..), a2 = (g, 2t+8..), a3 = (g+8, 2t+8..)
@@ -69,29 +73,57 @@ __device__ __forceinline__ void c_to_a(uint32_t a[4], const float c0[4], const f
   a[3] = pack2(c1[2], c1[3]);
 }
 
-// Rows [row0, row0 + rows) of one head (columns h*hd .. h*hd + hd of a [*, ld] fp32 array) into
-// shared memory as bf16: `plain` [rows][HDP] with stride lp and/or `trans` [HDP][rows] with stride
-// lt. Rows at or past `valid` and columns at or past hd are zero.
+// B fragment of the 16(k)x8(n) block at (k0, n0) of a shared array stored [k][n] (row stride ld):
+// ldmatrix.trans hands each thread the (2t, 2t+1) pair along k that the mma wants.
+__device__ __forceinline__ void frag_bt(uint32_t& b0, uint32_t& b1, const bf16* s, int ld, int k0, int n0) {
+  const int lane = threadIdx.x % 32;
+  const uint32_t addr = static_cast<uint32_t>(__cvta_generic_to_shared(s + (k0 + (lane & 15)) * ld + n0));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n" : "=r"(b0), "=r"(b1) : "r"(addr));
+}
+
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
+  const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+// Starts copying `rows` packed rows (HDP bf16 each, contiguous) into shared rows of stride HDP + 8.
 template <int HDP>
-__device__ void stage(bf16* plain, int lp, bf16* trans, int lt, const float* src, int64_t ld, int64_t row0,
-                      int64_t valid, int rows, int hd) {
-  constexpr int kPairs = HDP / 2;
-  for (int x = threadIdx.x; x < rows * kPairs; x += blockDim.x) {
-    const int r = x / kPairs, d = 2 * (x % kPairs);
-    const int64_t gr = row0 + r;
-    float lo = 0.f, hi = 0.f;
-    if (gr < valid) {
-      const float* p = src + gr * ld + d;
-      if (d < hd) lo = p[0];
-      if (d + 1 < hd) hi = p[1];
-    }
-    if (plain) *reinterpret_cast<uint32_t*>(plain + r * lp + d) = pack2(lo, hi);
-    if (trans) {
-      trans[d * lt + r] = __float2bfloat16_rn(lo);
-      trans[(d + 1) * lt + r] = __float2bfloat16_rn(hi);
-    }
+__device__ __forceinline__ void load_tile(bf16* dst, const bf16* src, int rows) {
+  constexpr int kChunks = HDP / 8;
+  for (int x = threadIdx.x; x < rows * kChunks; x += blockDim.x) {
+    const int r = x / kChunks, c = x % kChunks;
+    cp_async16(dst + r * (HDP + 8) + 8 * c, src + r * HDP + 8 * c);
   }
 }
+
+// Packs rows [0, T) of every (b, h) of a [B, rows_per_b, H*hd] fp32 array into bf16
+// [B*H][Tp][HDP]; rows T..Tp-1 and columns hd..HDP-1 are zero. One thread writes 8 values.
+template <int HDP>
+__global__ void k_pack_heads(bf16* dst, const float* src, int64_t B, int64_t H, int64_t T, int64_t Tp,
+                             int64_t rows_per_b, int64_t hd) {
+  constexpr int kChunks = HDP / 8;
+  const int64_t n = B * H * Tp * kChunks, D = H * hd;
+  for (int64_t x = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; x < n; x += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t c = x % kChunks, r = (x / kChunks) % Tp, bh = x / (kChunks * Tp), b = bh / H, h = bh % H;
+    float f[8];
+    const float* row = src + (b * rows_per_b + r) * D + h * hd;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      const int64_t d = 8 * c + e;
+      f[e] = (r < T && d < hd) ? row[d] : 0.f;
+    }
+    uint4 v;
+    v.x = pack2(f[0], f[1]), v.y = pack2(f[2], f[3]), v.z = pack2(f[4], f[5]), v.w = pack2(f[6], f[7]);
+    *reinterpret_cast<uint4*>(dst + x * 8) = v;
+  }
+}
+
+inline int64_t round64(int64_t n) { return (n + 63) / 64 * 64; }
 
 // Per-thread view of the mask for its two rows (g and g + 8 of the warp's 16).
 struct RowMask {
@@ -99,6 +131,14 @@ struct RowMask {
   __device__ bool any(int64_t a, int64_t b) const { return r[0].overlaps(a, b) || r[1].overlaps(a, b); }
   __device__ bool all(int64_t a, int64_t b) const { return r[0].covers(a, b) && r[1].covers(a, b); }
 };
+
+// The first tile start at or after `from` (stepping by `step`) that some row of the block may see,
+// or `end`; a block-wide vote, so every thread of the block must call it.
+__device__ __forceinline__ int64_t next_tile(const RowMask& rm, int64_t from, int64_t end, int step) {
+  for (int64_t j = from; j < end; j += step)
+    if (__syncthreads_or(rm.any(j, j + step))) return j;
+  return end;
+}
 
 // Sets masked entries of a row of C tiles (columns col0 + 8 nt + 2t + e) to -inf.
 template <int NT>
@@ -113,28 +153,37 @@ __device__ __forceinline__ void apply_mask(float (&s)[NT][4], const RowMask& rm,
 
 // ---- forward ---------------------------------------------------------------------------------
 
+// qp/kp/vp: this call's packed heads (see k_pack_heads), Tqp/Tkp rows per head.
 template <int KC>
-__global__ void __launch_bounds__(32 * kFaWarps) k_fa_fwd(float* out, float* lse, const float* q, const float* k,
-                                                          const float* v, AttnShape sh, AttnMask mask, float scale) {
-  constexpr int HDP = 16 * KC, LD = HDP + 8, LDT = kFaKeys + 8, NO = 2 * KC, NS = kFaKeys / 8;
+__global__ void __launch_bounds__(32 * kFaWarps)
+    k_fa_fwd(float* out, float* lse, const bf16* qp, const bf16* kp, const bf16* vp, int64_t Tqp, int64_t Tkp,
+             AttnShape sh, AttnMask mask, float scale) {
+  constexpr int HDP = 16 * KC, LD = HDP + 8, NO = 2 * KC, NS = kFaKeys / 8, TILE = kFaKeys * LD;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   bf16* qs = reinterpret_cast<bf16*>(smem_raw);  // [64][LD]
-  bf16* ks = qs + kFaRows * LD;                  // [64 keys][LD]
-  bf16* vt = ks + kFaKeys * LD;                  // [HDP][LDT]
+  bf16* ks = qs + kFaRows * LD;                  // [2][64 keys][LD]
+  bf16* vs = ks + 2 * TILE;                      // [2][64 keys][LD]
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int64_t bh = blockIdx.y, b = bh / sh.H, h = bh % sh.H;
-  const int64_t D = sh.H * sh.hd, kvs = sh.kv_rows ? sh.kv_rows : sh.Tk;
+  const int64_t D = sh.H * sh.hd;
   const int64_t i0 = int64_t(blockIdx.x) * kFaRows, wr = i0 + 16 * warp;
-  const float* qb = q + b * sh.Tq * D + h * sh.hd;
-  const float* kb = k + b * kvs * D + h * sh.hd;
-  const float* vb = v + b * kvs * D + h * sh.hd;
+  const bf16* kh = kp + bh * Tkp * HDP;
+  const bf16* vh = vp + bh * Tkp * HDP;
   RowMask rm;
 #pragma unroll
   for (int e = 0; e < 2; ++e) {
     const int64_t i = wr + g + 8 * e;
     if (i < sh.Tq) rm.r[e] = key_ranges(mask, i, sh.Tk);
   }
-  stage<HDP>(qs, LD, nullptr, 0, qb, D, i0, sh.Tq, kFaRows, int(sh.hd));
+  load_tile<HDP>(qs, qp + (bh * Tqp + i0) * HDP, kFaRows);
+  cp_async_commit();
+  int64_t cur = next_tile(rm, 0, sh.Tk, kFaKeys);
+  if (cur < sh.Tk) {
+    load_tile<HDP>(ks, kh + cur * HDP, kFaKeys);
+    load_tile<HDP>(vs, vh + cur * HDP, kFaKeys);
+  }
+  cp_async_commit();
+  cp_async_wait<1>();  // the Q tile
   __syncthreads();
   uint32_t qa[KC][4];
 #pragma unroll
@@ -142,27 +191,32 @@ __global__ void __launch_bounds__(32 * kFaWarps) k_fa_fwd(float* out, float* lse
   float o[NO][4] = {};
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
   const float sl2 = scale * kLog2e;
-  for (int64_t j0 = 0; j0 < sh.Tk; j0 += kFaKeys) {
-    const bool mine = rm.any(j0, j0 + kFaKeys);
-    if (!__syncthreads_or(mine)) continue;
-    stage<HDP>(ks, LD, nullptr, 0, kb, D, j0, sh.Tk, kFaKeys, int(sh.hd));
-    stage<HDP>(nullptr, 0, vt, LDT, vb, D, j0, sh.Tk, kFaKeys, int(sh.hd));
+  for (int buf = 0; cur < sh.Tk; buf ^= 1) {
+    const int64_t nxt = next_tile(rm, cur + kFaKeys, sh.Tk, kFaKeys);
+    if (nxt < sh.Tk) {
+      load_tile<HDP>(ks + (buf ^ 1) * TILE, kh + nxt * HDP, kFaKeys);
+      load_tile<HDP>(vs + (buf ^ 1) * TILE, vh + nxt * HDP, kFaKeys);
+    }
+    cp_async_commit();
+    cp_async_wait<1>();  // everything but the tile just issued
     __syncthreads();
-    if (__any_sync(0xffffffffu, mine)) {
+    const bf16* kb = ks + buf * TILE;
+    const bf16* vb = vs + buf * TILE;
+    if (__any_sync(0xffffffffu, rm.any(cur, cur + kFaKeys))) {
       float s[NS][4] = {};
 #pragma unroll
       for (int nt = 0; nt < NS; ++nt)
 #pragma unroll
         for (int c = 0; c < KC; ++c) {
           uint32_t b0, b1;
-          frag_b(b0, b1, ks, LD, 8 * nt, 16 * c);
+          frag_b(b0, b1, kb, LD, 8 * nt, 16 * c);
           mma16816(s[nt], qa[c], b0, b1);
         }
 #pragma unroll
       for (int nt = 0; nt < NS; ++nt)
 #pragma unroll
         for (int e = 0; e < 4; ++e) s[nt][e] *= sl2;
-      if (!__all_sync(0xffffffffu, rm.all(j0, j0 + kFaKeys))) apply_mask(s, rm, j0);
+      if (!__all_sync(0xffffffffu, rm.all(cur, cur + kFaKeys))) apply_mask(s, rm, cur);
       float corr[2];
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
@@ -195,13 +249,15 @@ __global__ void __launch_bounds__(32 * kFaWarps) k_fa_fwd(float* out, float* lse
 #pragma unroll
         for (int nt = 0; nt < NO; ++nt) {
           uint32_t b0, b1;
-          frag_b(b0, b1, vt, LDT, 8 * nt, 16 * c);
+          frag_bt(b0, b1, vb, LD, 16 * c, 8 * nt);
           mma16816(o[nt], pa, b0, b1);
         }
       }
     }
-    __syncthreads();
+    __syncthreads();  // the buffer is refilled in the next iteration
+    cur = nxt;
   }
+  cp_async_wait<0>();
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
@@ -228,25 +284,27 @@ __global__ void __launch_bounds__(32 * kFaWarps) k_fa_fwd(float* out, float* lse
 
 template <int KC>
 __global__ void __launch_bounds__(32 * kFaWarps)
-    k_fa_bwd_dq(float* dq, float* dvec, const float* dout, const float* q, const float* k, const float* v,
-                const float* out, const float* lse, AttnShape sh, AttnMask mask, float scale) {
-  constexpr int HDP = 16 * KC, LD = HDP + 8, LDT = kFaKeys + 8, NO = 2 * KC, NS = kFaKeys / 8;
+    k_fa_bwd_dq(float* dq, float* dvec, const float* dout, const float* out, const float* lse, const bf16* qp,
+                const bf16* kp, const bf16* vp, const bf16* dop, int64_t Tqp, int64_t Tkp, AttnShape sh,
+                AttnMask mask, float scale) {
+  constexpr int HDP = 16 * KC, LD = HDP + 8, NO = 2 * KC, NS = kFaKeys / 8, TILE = kFaKeys * LD;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   bf16* qs = reinterpret_cast<bf16*>(smem_raw);  // [64][LD] Q
   bf16* dos = qs + kFaRows * LD;                 // [64][LD] dO
-  bf16* ks = dos + kFaRows * LD;                 // [64 keys][LD]
-  bf16* vs = ks + kFaKeys * LD;                  // [64 keys][LD]
-  bf16* kt = vs + kFaKeys * LD;                  // [HDP][LDT]
+  bf16* ks = dos + kFaRows * LD;                 // [2][64 keys][LD]
+  bf16* vs = ks + 2 * TILE;                      // [2][64 keys][LD]
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int64_t bh = blockIdx.y, b = bh / sh.H, h = bh % sh.H;
-  const int64_t D = sh.H * sh.hd, kvs = sh.kv_rows ? sh.kv_rows : sh.Tk;
+  const int64_t D = sh.H * sh.hd;
   const int64_t i0 = int64_t(blockIdx.x) * kFaRows, wr = i0 + 16 * warp;
-  const float* qb = q + b * sh.Tq * D + h * sh.hd;
+  const bf16* kh = kp + bh * Tkp * HDP;
+  const bf16* vh = vp + bh * Tkp * HDP;
+  load_tile<HDP>(qs, qp + (bh * Tqp + i0) * HDP, kFaRows);
+  load_tile<HDP>(dos, dop + (bh * Tqp + i0) * HDP, kFaRows);
+  cp_async_commit();
+  // D_i in fp32 from the stored dO and O, one warp-wide dot per row.
   const float* dob = dout + b * sh.Tq * D + h * sh.hd;
   const float* ob = out + b * sh.Tq * D + h * sh.hd;
-  const float* kb = k + b * kvs * D + h * sh.hd;
-  const float* vb = v + b * kvs * D + h * sh.hd;
-  // D_i in fp32 from the stored dO and O, one warp-wide dot per row.
   float di[2] = {0.f, 0.f}, l2[2] = {-INFINITY, -INFINITY};
   for (int r = 0; r < 16; ++r) {
     const int64_t i = wr + r;
@@ -268,8 +326,13 @@ __global__ void __launch_bounds__(32 * kFaWarps)
     l2[e] = li * kLog2e;
     rm.r[e] = key_ranges(mask, i, sh.Tk);
   }
-  stage<HDP>(qs, LD, nullptr, 0, qb, D, i0, sh.Tq, kFaRows, int(sh.hd));
-  stage<HDP>(dos, LD, nullptr, 0, dob, D, i0, sh.Tq, kFaRows, int(sh.hd));
+  int64_t cur = next_tile(rm, 0, sh.Tk, kFaKeys);
+  if (cur < sh.Tk) {
+    load_tile<HDP>(ks, kh + cur * HDP, kFaKeys);
+    load_tile<HDP>(vs, vh + cur * HDP, kFaKeys);
+  }
+  cp_async_commit();
+  cp_async_wait<1>();  // Q and dO
   __syncthreads();
   uint32_t qa[KC][4], da[KC][4];
 #pragma unroll
@@ -279,29 +342,34 @@ __global__ void __launch_bounds__(32 * kFaWarps)
   }
   float acc[NO][4] = {};
   const float sl2 = scale * kLog2e;
-  for (int64_t j0 = 0; j0 < sh.Tk; j0 += kFaKeys) {
-    const bool mine = rm.any(j0, j0 + kFaKeys);
-    if (!__syncthreads_or(mine)) continue;
-    stage<HDP>(ks, LD, kt, LDT, kb, D, j0, sh.Tk, kFaKeys, int(sh.hd));
-    stage<HDP>(vs, LD, nullptr, 0, vb, D, j0, sh.Tk, kFaKeys, int(sh.hd));
+  for (int buf = 0; cur < sh.Tk; buf ^= 1) {
+    const int64_t nxt = next_tile(rm, cur + kFaKeys, sh.Tk, kFaKeys);
+    if (nxt < sh.Tk) {
+      load_tile<HDP>(ks + (buf ^ 1) * TILE, kh + nxt * HDP, kFaKeys);
+      load_tile<HDP>(vs + (buf ^ 1) * TILE, vh + nxt * HDP, kFaKeys);
+    }
+    cp_async_commit();
+    cp_async_wait<1>();
     __syncthreads();
-    if (__any_sync(0xffffffffu, mine)) {
+    const bf16* kb = ks + buf * TILE;
+    const bf16* vb = vs + buf * TILE;
+    if (__any_sync(0xffffffffu, rm.any(cur, cur + kFaKeys))) {
       float s[NS][4] = {}, dp[NS][4] = {};
 #pragma unroll
       for (int nt = 0; nt < NS; ++nt)
 #pragma unroll
         for (int c = 0; c < KC; ++c) {
           uint32_t b0, b1;
-          frag_b(b0, b1, ks, LD, 8 * nt, 16 * c);
+          frag_b(b0, b1, kb, LD, 8 * nt, 16 * c);
           mma16816(s[nt], qa[c], b0, b1);
-          frag_b(b0, b1, vs, LD, 8 * nt, 16 * c);
+          frag_b(b0, b1, vb, LD, 8 * nt, 16 * c);
           mma16816(dp[nt], da[c], b0, b1);
         }
 #pragma unroll
       for (int nt = 0; nt < NS; ++nt)
 #pragma unroll
         for (int e = 0; e < 4; ++e) s[nt][e] = s[nt][e] * sl2 - l2[e / 2];
-      if (!__all_sync(0xffffffffu, rm.all(j0, j0 + kFaKeys))) apply_mask(s, rm, j0);
+      if (!__all_sync(0xffffffffu, rm.all(cur, cur + kFaKeys))) apply_mask(s, rm, cur);
 #pragma unroll
       for (int nt = 0; nt < NS; ++nt)
 #pragma unroll
@@ -316,13 +384,15 @@ __global__ void __launch_bounds__(32 * kFaWarps)
 #pragma unroll
         for (int nt = 0; nt < NO; ++nt) {
           uint32_t b0, b1;
-          frag_b(b0, b1, kt, LDT, 8 * nt, 16 * c);
+          frag_bt(b0, b1, kb, LD, 16 * c, 8 * nt);
           mma16816(acc[nt], sa, b0, b1);
         }
       }
     }
     __syncthreads();
+    cur = nxt;
   }
+  cp_async_wait<0>();
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const int64_t i = wr + g + 8 * r;
@@ -341,46 +411,55 @@ __global__ void __launch_bounds__(32 * kFaWarps)
 
 template <int KC>
 __global__ void __launch_bounds__(32 * kFaWarps)
-    k_fa_bwd_dkv(float* dk, float* dv, const float* dvec, const float* dout, const float* q, const float* k,
-                 const float* v, const float* lse, AttnShape sh, AttnMask mask, float scale) {
-  constexpr int HDP = 16 * KC, LD = HDP + 8, LDT = kFaQueries + 8, NO = 2 * KC, NS = kFaQueries / 8;
+    k_fa_bwd_dkv(float* dk, float* dv, const float* dvec, const float* lse, const bf16* qp, const bf16* kp,
+                 const bf16* vp, const bf16* dop, int64_t Tqp, int64_t Tkp, AttnShape sh, AttnMask mask, float scale) {
+  constexpr int HDP = 16 * KC, LD = HDP + 8, NO = 2 * KC, NS = kFaQueries / 8, TILE = kFaQueries * LD;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   bf16* ks = reinterpret_cast<bf16*>(smem_raw);  // [64 keys][LD]
   bf16* vs = ks + kFaRows * LD;                  // [64 keys][LD]
-  bf16* qs = vs + kFaRows * LD;                  // [32 queries][LD]
-  bf16* dos = qs + kFaQueries * LD;              // [32][LD]
-  bf16* qt = dos + kFaQueries * LD;              // [HDP][LDT]
-  bf16* dot = qt + HDP * LDT;                    // [HDP][LDT]
-  __shared__ float ls[kFaQueries], ds[kFaQueries];
+  bf16* qs = vs + kFaRows * LD;                  // [2][32 queries][LD]
+  bf16* dos = qs + 2 * TILE;                     // [2][32][LD]
+  __shared__ float ls[2][kFaQueries], ds[2][kFaQueries];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int64_t bh = blockIdx.y, b = bh / sh.H, h = bh % sh.H;
   const int64_t D = sh.H * sh.hd, kvs = sh.kv_rows ? sh.kv_rows : sh.Tk;
   const int64_t j0 = int64_t(blockIdx.x) * kFaRows, wr = j0 + 16 * warp;
-  const float* qb = q + b * sh.Tq * D + h * sh.hd;
-  const float* dob = dout + b * sh.Tq * D + h * sh.hd;
+  const bf16* qh = qp + bh * Tqp * HDP;
+  const bf16* dh = dop + bh * Tqp * HDP;
   RowMask rm;
 #pragma unroll
   for (int e = 0; e < 2; ++e) {
     const int64_t j = wr + g + 8 * e;
     if (j < sh.Tk) rm.r[e] = query_ranges(mask, j, sh.Tq);
   }
-  stage<HDP>(ks, LD, nullptr, 0, k + b * kvs * D + h * sh.hd, D, j0, sh.Tk, kFaRows, int(sh.hd));
-  stage<HDP>(vs, LD, nullptr, 0, v + b * kvs * D + h * sh.hd, D, j0, sh.Tk, kFaRows, int(sh.hd));
-  float ak[NO][4] = {}, av[NO][4] = {};
-  const float sl2 = scale * kLog2e;
-  for (int64_t q0 = 0; q0 < sh.Tq; q0 += kFaQueries) {
-    const bool mine = rm.any(q0, q0 + kFaQueries);
-    if (!__syncthreads_or(mine)) continue;
-    stage<HDP>(qs, LD, qt, LDT, qb, D, q0, sh.Tq, kFaQueries, int(sh.hd));
-    stage<HDP>(dos, LD, dot, LDT, dob, D, q0, sh.Tq, kFaQueries, int(sh.hd));
+  load_tile<HDP>(ks, kp + (bh * Tkp + j0) * HDP, kFaRows);
+  load_tile<HDP>(vs, vp + (bh * Tkp + j0) * HDP, kFaRows);
+  cp_async_commit();
+  // Starts the query tile at q0 into buffer `buf` (lse and D_i by plain loads).
+  auto fetch = [&](int64_t q0, int buf) {
+    load_tile<HDP>(qs + buf * TILE, qh + q0 * HDP, kFaQueries);
+    load_tile<HDP>(dos + buf * TILE, dh + q0 * HDP, kFaQueries);
     for (int x = threadIdx.x; x < kFaQueries; x += blockDim.x) {
       const int64_t i = q0 + x;
       const float li = i < sh.Tq ? lse[(b * sh.H + h) * sh.Tq + i] : -INFINITY;
-      ls[x] = isinf(li) ? INFINITY : li * kLog2e;  // +inf: p = 0 for queries that saw no key
-      ds[x] = i < sh.Tq ? dvec[(b * sh.H + h) * sh.Tq + i] : 0.f;
+      ls[buf][x] = isinf(li) ? INFINITY : li * kLog2e;  // +inf: p = 0 for queries that saw no key
+      ds[buf][x] = i < sh.Tq ? dvec[(b * sh.H + h) * sh.Tq + i] : 0.f;
     }
+  };
+  int64_t cur = next_tile(rm, 0, sh.Tq, kFaQueries);
+  if (cur < sh.Tq) fetch(cur, 0);
+  cp_async_commit();
+  float ak[NO][4] = {}, av[NO][4] = {};
+  const float sl2 = scale * kLog2e;
+  for (int buf = 0; cur < sh.Tq; buf ^= 1) {
+    const int64_t nxt = next_tile(rm, cur + kFaQueries, sh.Tq, kFaQueries);
+    if (nxt < sh.Tq) fetch(nxt, buf ^ 1);
+    cp_async_commit();
+    cp_async_wait<1>();
     __syncthreads();
-    if (__any_sync(0xffffffffu, mine)) {
+    const bf16* qb = qs + buf * TILE;
+    const bf16* db = dos + buf * TILE;
+    if (__any_sync(0xffffffffu, rm.any(cur, cur + kFaQueries))) {
       float s[NS][4] = {}, dp[NS][4] = {};
 #pragma unroll
       for (int c = 0; c < KC; ++c) {
@@ -390,24 +469,24 @@ __global__ void __launch_bounds__(32 * kFaWarps)
 #pragma unroll
         for (int nt = 0; nt < NS; ++nt) {
           uint32_t b0, b1;
-          frag_b(b0, b1, qs, LD, 8 * nt, 16 * c);
+          frag_b(b0, b1, qb, LD, 8 * nt, 16 * c);
           mma16816(s[nt], ka, b0, b1);
-          frag_b(b0, b1, dos, LD, 8 * nt, 16 * c);
+          frag_b(b0, b1, db, LD, 8 * nt, 16 * c);
           mma16816(dp[nt], va, b0, b1);
         }
       }
 #pragma unroll
       for (int nt = 0; nt < NS; ++nt)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) s[nt][e] = s[nt][e] * sl2 - ls[8 * nt + 2 * t + (e & 1)];
-      if (!__all_sync(0xffffffffu, rm.all(q0, q0 + kFaQueries))) apply_mask(s, rm, q0);
+        for (int e = 0; e < 4; ++e) s[nt][e] = s[nt][e] * sl2 - ls[buf][8 * nt + 2 * t + (e & 1)];
+      if (!__all_sync(0xffffffffu, rm.all(cur, cur + kFaQueries))) apply_mask(s, rm, cur);
       float p[NS][4];
 #pragma unroll
       for (int nt = 0; nt < NS; ++nt)
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           p[nt][e] = exp2f(s[nt][e]);
-          s[nt][e] = p[nt][e] * (dp[nt][e] - ds[8 * nt + 2 * t + (e & 1)]) * scale;  // dS^T
+          s[nt][e] = p[nt][e] * (dp[nt][e] - ds[buf][8 * nt + 2 * t + (e & 1)]) * scale;  // dS^T
         }
 #pragma unroll
       for (int c = 0; c < kFaQueries / 16; ++c) {
@@ -417,15 +496,17 @@ __global__ void __launch_bounds__(32 * kFaWarps)
 #pragma unroll
         for (int nt = 0; nt < NO; ++nt) {
           uint32_t b0, b1;
-          frag_b(b0, b1, dot, LDT, 8 * nt, 16 * c);
+          frag_bt(b0, b1, db, LD, 16 * c, 8 * nt);
           mma16816(av[nt], pa, b0, b1);
-          frag_b(b0, b1, qt, LDT, 8 * nt, 16 * c);
+          frag_bt(b0, b1, qb, LD, 16 * c, 8 * nt);
           mma16816(ak[nt], sa, b0, b1);
         }
       }
     }
     __syncthreads();
+    cur = nxt;
   }
+  cp_async_wait<0>();
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const int64_t j = wr + g + 8 * r;
@@ -445,15 +526,15 @@ __global__ void __launch_bounds__(32 * kFaWarps)
 
 template <int KC>
 constexpr size_t fwd_smem() {
-  return size_t(2 * kFaRows * (16 * KC + 8) + 16 * KC * (kFaKeys + 8)) * sizeof(bf16);
+  return size_t(5 * kFaRows * (16 * KC + 8)) * sizeof(bf16);  // Q + two K and two V tiles
 }
 template <int KC>
 constexpr size_t dq_smem() {
-  return size_t(4 * kFaRows * (16 * KC + 8) + 16 * KC * (kFaKeys + 8)) * sizeof(bf16);
+  return size_t(6 * kFaRows * (16 * KC + 8)) * sizeof(bf16);  // Q, dO + two K and two V tiles
 }
 template <int KC>
 constexpr size_t dkv_smem() {
-  return size_t((2 * kFaRows + 2 * kFaQueries) * (16 * KC + 8) + 2 * 16 * KC * (kFaQueries + 8)) * sizeof(bf16);
+  return size_t((2 * kFaRows + 4 * kFaQueries) * (16 * KC + 8)) * sizeof(bf16);  // K, V + two Q, dO tiles
 }
 
 // Raises a kernel's dynamic shared-memory limit once (above 48 KB needs the opt-in).
@@ -470,36 +551,67 @@ void dispatch_kc(int64_t hd, Fn fn) {
   else fn(std::integral_constant<int, 8>{});
 }
 
+int64_t padded_hd(int64_t hd) { return hd <= 16 ? 16 : hd <= 32 ? 32 : hd <= 64 ? 64 : 128; }
+
+// Packs `T` rows per batch of an fp32 [B, rows_per_b, H*hd] array into dst (see k_pack_heads).
+template <int HDP>
+void pack(cudaStream_t stream, bf16* dst, const float* src, const AttnShape& sh, int64_t T, int64_t rows_per_b) {
+  const int64_t n = sh.B * sh.H * round64(T) * (HDP / 8);
+  k_pack_heads<HDP><<<grid_for(n), kThreads, 0, stream>>>(dst, src, sh.B, sh.H, T, round64(T), rows_per_b, sh.hd);
+  check_launch("attention pack (bf16)");
+}
+
 }  // namespace
 
 bool attention_bf16_supports(const AttnShape& sh) { return sh.hd > 0 && sh.hd <= 128; }
 
-void attention_forward_bf16(cudaStream_t stream, float* out, float* lse, const float* q, const float* k,
+size_t attention_bf16_workspace(const AttnShape& sh) {
+  return size_t(sh.B * sh.H * padded_hd(sh.hd) * (2 * round64(sh.Tq) + 2 * round64(sh.Tk))) * sizeof(bf16);
+}
+
+void attention_forward_bf16(cudaStream_t stream, void* ws, float* out, float* lse, const float* q, const float* k,
                             const float* v, const AttnShape& sh, const AttnMask& mask, float scale) {
   dispatch_kc(sh.hd, [&](auto kc) {
-    constexpr int KC = decltype(kc)::value;
+    constexpr int KC = decltype(kc)::value, HDP = 16 * KC;
     static bool ready = (allow_smem(k_fa_fwd<KC>, fwd_smem<KC>()), true);
     (void)ready;
-    dim3 grid(unsigned((sh.Tq + kFaRows - 1) / kFaRows), unsigned(sh.B * sh.H));
-    k_fa_fwd<KC><<<grid, 32 * kFaWarps, fwd_smem<KC>(), stream>>>(out, lse, q, k, v, sh, mask, scale);
+    const int64_t Tqp = round64(sh.Tq), Tkp = round64(sh.Tk), kvs = sh.kv_rows ? sh.kv_rows : sh.Tk;
+    bf16* qp = static_cast<bf16*>(ws);
+    bf16* kp = qp + sh.B * sh.H * Tqp * HDP;
+    bf16* vp = kp + sh.B * sh.H * Tkp * HDP;
+    pack<HDP>(stream, qp, q, sh, sh.Tq, sh.Tq);
+    pack<HDP>(stream, kp, k, sh, sh.Tk, kvs);
+    pack<HDP>(stream, vp, v, sh, sh.Tk, kvs);
+    dim3 grid(unsigned(Tqp / kFaRows), unsigned(sh.B * sh.H));
+    k_fa_fwd<KC><<<grid, 32 * kFaWarps, fwd_smem<KC>(), stream>>>(out, lse, qp, kp, vp, Tqp, Tkp, sh, mask, scale);
     check_launch("attention_forward (bf16)");
   });
 }
 
-void attention_backward_bf16(cudaStream_t stream, float* dq, float* dk, float* dv, float* dvec, const float* dout,
-                             const float* q, const float* k, const float* v, const float* out, const float* lse,
-                             const AttnShape& sh, const AttnMask& mask, float scale) {
+void attention_backward_bf16(cudaStream_t stream, void* ws, float* dq, float* dk, float* dv, float* dvec,
+                             const float* dout, const float* q, const float* k, const float* v, const float* out,
+                             const float* lse, const AttnShape& sh, const AttnMask& mask, float scale) {
   dispatch_kc(sh.hd, [&](auto kc) {
-    constexpr int KC = decltype(kc)::value;
+    constexpr int KC = decltype(kc)::value, HDP = 16 * KC;
     static bool ready = (allow_smem(k_fa_bwd_dq<KC>, dq_smem<KC>()), allow_smem(k_fa_bwd_dkv<KC>, dkv_smem<KC>()), true);
     (void)ready;
-    dim3 gq(unsigned((sh.Tq + kFaRows - 1) / kFaRows), unsigned(sh.B * sh.H));
-    k_fa_bwd_dq<KC><<<gq, 32 * kFaWarps, dq_smem<KC>(), stream>>>(dq, dvec, dout, q, k, v, out, lse, sh, mask, scale);
+    const int64_t Tqp = round64(sh.Tq), Tkp = round64(sh.Tk), kvs = sh.kv_rows ? sh.kv_rows : sh.Tk;
+    bf16* qp = static_cast<bf16*>(ws);
+    bf16* dop = qp + sh.B * sh.H * Tqp * HDP;
+    bf16* kp = dop + sh.B * sh.H * Tqp * HDP;
+    bf16* vp = kp + sh.B * sh.H * Tkp * HDP;
+    pack<HDP>(stream, qp, q, sh, sh.Tq, sh.Tq);
+    pack<HDP>(stream, dop, dout, sh, sh.Tq, sh.Tq);
+    pack<HDP>(stream, kp, k, sh, sh.Tk, kvs);
+    pack<HDP>(stream, vp, v, sh, sh.Tk, kvs);
+    dim3 gq(unsigned(Tqp / kFaRows), unsigned(sh.B * sh.H));
+    k_fa_bwd_dq<KC><<<gq, 32 * kFaWarps, dq_smem<KC>(), stream>>>(dq, dvec, dout, out, lse, qp, kp, vp, dop, Tqp, Tkp,
+                                                                  sh, mask, scale);
     check_launch("attention_backward dq (bf16)");
     if (dk || dv) {
-      dim3 gk(unsigned((sh.Tk + kFaRows - 1) / kFaRows), unsigned(sh.B * sh.H));
-      k_fa_bwd_dkv<KC><<<gk, 32 * kFaWarps, dkv_smem<KC>(), stream>>>(dk, dv, dvec, dout, q, k, v, lse, sh, mask,
-                                                                      scale);
+      dim3 gk(unsigned(Tkp / kFaRows), unsigned(sh.B * sh.H));
+      k_fa_bwd_dkv<KC><<<gk, 32 * kFaWarps, dkv_smem<KC>(), stream>>>(dk, dv, dvec, lse, qp, kp, vp, dop, Tqp, Tkp, sh,
+                                                                      mask, scale);
       check_launch("attention_backward dk/dv (bf16)");
     }
   });

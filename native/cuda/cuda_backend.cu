@@ -127,6 +127,7 @@ class CudaBackend final : public Backend<float> {
     cudaFree(reduce_buf_);
     cudaFree(seg_buf_);
     cudaFree(vec_buf_);
+    cudaFree(byte_buf_);
     cudaStreamDestroy(stream_);
   }
   std::string name() const override { return "cuda:" + std::to_string(device_); }
@@ -164,6 +165,12 @@ class CudaBackend final : public Backend<float> {
     CUDA_OK(cudaMemcpyAsync(dst, src, size_t(n) * 4, cudaMemcpyDeviceToDevice, stream_));
   }
   void fill(float* x, float value, int64_t n) override {
+    uint32_t bits;
+    std::memcpy(&bits, &value, 4);
+    if (bits == 0 && n > 0) {  // +0.0: the copy engine's memset runs at full bandwidth
+      CUDA_OK(cudaMemsetAsync(x, 0, size_t(n) * 4, stream_));
+      return;
+    }
     elems(n, [=] __device__(int64_t i) { x[i] = value; });
   }
   void copy2d(float* dst, int64_t ld_dst, const float* src, int64_t ld_src, int64_t rows, int64_t cols,
@@ -194,6 +201,16 @@ class CudaBackend final : public Backend<float> {
     gemm_->run(gemm_mode_, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   }
   void add_bias(float* out, const float* bias, int64_t N, int64_t C) override {
+    if (C % 4 == 0 && aligned16(out, bias)) {
+      const int64_t C4 = C / 4;
+      elems(N * C4, [=] __device__(int64_t q) {
+        float4 v = reinterpret_cast<float4*>(out)[q];
+        const float4 b = reinterpret_cast<const float4*>(bias)[q % C4];
+        v.x += b.x, v.y += b.y, v.z += b.z, v.w += b.w;
+        reinterpret_cast<float4*>(out)[q] = v;
+      });
+      return;
+    }
     elems(N * C, [=] __device__(int64_t i) { out[i] += bias[i % C]; });
   }
   void bias_backward(float* dbias, const float* dout, int64_t N, int64_t C) override {
@@ -230,11 +247,18 @@ class CudaBackend final : public Backend<float> {
 
   // ---- activations ----
   void gelu_tanh_forward(float* out, const float* inp, int64_t n) override {
-    elems(n, [=] __device__(int64_t i) {
-      const float x = inp[i];
+    auto gelu = [] __device__(float x) {
       const float u = float(kGeluC) * (x + 0.044715f * x * x * x);
-      out[i] = 0.5f * x * (1.f + tanhf(u));
-    });
+      return 0.5f * x * (1.f + tanhf(u));
+    };
+    if (n % 4 == 0 && aligned16(out, inp)) {
+      elems(n / 4, [=] __device__(int64_t q) {
+        const float4 x = reinterpret_cast<const float4*>(inp)[q];
+        reinterpret_cast<float4*>(out)[q] = make_float4(gelu(x.x), gelu(x.y), gelu(x.z), gelu(x.w));
+      });
+      return;
+    }
+    elems(n, [=] __device__(int64_t i) { out[i] = gelu(inp[i]); });
   }
   void gelu_tanh_backward(float* dinp, const float* inp, const float* dout, int64_t n) override {
     elems(n, [=] __device__(int64_t i) {
@@ -376,6 +400,17 @@ class CudaBackend final : public Backend<float> {
   // ---- modulation ----
   void modulate_forward(float* out, const float* inp, const float* shift, const float* scl, int64_t ms, int64_t S,
                         int64_t Lf, int64_t C) override {
+    if (C % 4 == 0 && ms % 4 == 0 && aligned16(out, inp) && aligned16(shift, scl)) {
+      elems(S * Lf * C / 4, [=] __device__(int64_t q) {
+        const int64_t i = 4 * q, s = i / (Lf * C), c = i % C;
+        const float4 x = reinterpret_cast<const float4*>(inp)[q];
+        const float4 a = *reinterpret_cast<const float4*>(scl + s * ms + c);
+        const float4 b = *reinterpret_cast<const float4*>(shift + s * ms + c);
+        reinterpret_cast<float4*>(out)[q] = make_float4(x.x * (1.f + a.x) + b.x, x.y * (1.f + a.y) + b.y,
+                                                        x.z * (1.f + a.z) + b.z, x.w * (1.f + a.w) + b.w);
+      });
+      return;
+    }
     elems(S * Lf * C, [=] __device__(int64_t i) {
       const int64_t s = i / (Lf * C), c = i % C;
       out[i] = inp[i] * (1.f + scl[s * ms + c]) + shift[s * ms + c];
@@ -399,6 +434,17 @@ class CudaBackend final : public Backend<float> {
   }
   void gate_residual_forward(float* x, const float* y, const float* gate, int64_t ms, int64_t S, int64_t Lf,
                              int64_t C) override {
+    if (C % 4 == 0 && ms % 4 == 0 && aligned16(x, y) && aligned16(gate, gate)) {
+      elems(S * Lf * C / 4, [=] __device__(int64_t q) {
+        const int64_t i = 4 * q, s = i / (Lf * C), c = i % C;
+        float4 v = reinterpret_cast<float4*>(x)[q];
+        const float4 w = reinterpret_cast<const float4*>(y)[q];
+        const float4 g = *reinterpret_cast<const float4*>(gate + s * ms + c);
+        v.x += g.x * w.x, v.y += g.y * w.y, v.z += g.z * w.z, v.w += g.w * w.w;
+        reinterpret_cast<float4*>(x)[q] = v;
+      });
+      return;
+    }
     elems(S * Lf * C, [=] __device__(int64_t i) {
       const int64_t s = i / (Lf * C), c = i % C;
       x[i] += gate[s * ms + c] * y[i];
@@ -448,7 +494,7 @@ class CudaBackend final : public Backend<float> {
                          const AttnMask& mask, double scale) override {
     check_mask(sh, mask);
     if (use_bf16_attention(sh))
-      attention_forward_bf16(stream_, out, lse, q, k, v, sh, mask, float(scale));
+      attention_forward_bf16(stream_, byte_scratch(attention_bf16_workspace(sh)), out, lse, q, k, v, sh, mask, float(scale));
     else
       attention_forward_fp32(stream_, out, lse, q, k, v, sh, mask, float(scale));
   }
@@ -458,7 +504,7 @@ class CudaBackend final : public Backend<float> {
     check_mask(sh, mask);
     float* dvec = vec_scratch(sh.B * sh.H * sh.Tq);
     if (use_bf16_attention(sh))
-      attention_backward_bf16(stream_, dq, dk, dv, dvec, dout, q, k, v, out, lse, sh, mask, float(scale));
+      attention_backward_bf16(stream_, byte_scratch(attention_bf16_workspace(sh)), dq, dk, dv, dvec, dout, q, k, v, out, lse, sh, mask, float(scale));
     else
       attention_backward_fp32(stream_, dq, dk, dv, dvec, dout, q, k, v, out, lse, sh, mask, float(scale));
   }
@@ -558,6 +604,11 @@ class CudaBackend final : public Backend<float> {
 
  private:
   static constexpr double kGeluC = 0.7978845608028654;  // sqrt(2/pi)
+  // 16-byte alignment of both pointers: the float4 paths of the element-wise ops need it (and
+  // compute each element exactly as the scalar paths do).
+  static bool aligned16(const void* a, const void* b) {
+    return ((reinterpret_cast<uintptr_t>(a) | reinterpret_cast<uintptr_t>(b)) & 15) == 0;
+  }
 
   bool use_bf16_attention(const AttnShape& sh) const {
     return precision_ == CudaPrecision::bf16 && attention_bf16_supports(sh);
@@ -585,6 +636,16 @@ class CudaBackend final : public Backend<float> {
     }
     return seg_buf_;
   }
+  void* byte_scratch(size_t n) {
+    if (n > byte_cap_) {
+      synchronize();
+      cudaFree(byte_buf_);
+      byte_buf_ = nullptr;
+      CUDA_OK(cudaMalloc(&byte_buf_, n));
+      byte_cap_ = n;
+    }
+    return byte_buf_;
+  }
   float* vec_scratch(int64_t n) {
     if (n > vec_cap_) {
       synchronize();
@@ -606,6 +667,8 @@ class CudaBackend final : public Backend<float> {
   int64_t seg_cap_ = 0;
   float* vec_buf_ = nullptr;
   int64_t vec_cap_ = 0;
+  void* byte_buf_ = nullptr;  // bf16 attention's packed Q/K/V/dO
+  size_t byte_cap_ = 0;
 };
 
 }  // namespace

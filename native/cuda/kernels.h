@@ -22,9 +22,10 @@ void attention_backward_fp32(cudaStream_t s, float* dq, float* dk, float* dv, fl
                              const float* q, const float* k, const float* v, const float* out, const float* lse,
                              const AttnShape& sh, const AttnMask& mask, float scale);
 bool attention_bf16_supports(const AttnShape& sh);
-void attention_forward_bf16(cudaStream_t s, float* out, float* lse, const float* q, const float* k, const float* v,
+size_t attention_bf16_workspace(const AttnShape& sh);  // bytes of `ws` the bf16 calls need
+void attention_forward_bf16(cudaStream_t s, void* ws, float* out, float* lse, const float* q, const float* k, const float* v,
                             const AttnShape& sh, const AttnMask& mask, float scale);
-void attention_backward_bf16(cudaStream_t s, float* dq, float* dk, float* dv, float* dvec, const float* dout,
+void attention_backward_bf16(cudaStream_t s, void* ws, float* dq, float* dk, float* dv, float* dvec, const float* dout,
                              const float* q, const float* k, const float* v, const float* out, const float* lse,
                              const AttnShape& sh, const AttnMask& mask, float scale);
 

@@ -174,28 +174,33 @@ KEYS = [("tf_ms", "TF diffusion step (fwd+bwd)"), ("ode_ms", "ODE regression ste
         ("gen_ms", "few-step generation (4 steps)"), ("first_block_ms", "first-block latency")]
 
 
-def measure_torch(c: Config, budget: float) -> dict:
-    """PyTorch eager and compiled, fp32 (TF32 off) and bf16 autocast: {dtype: {mode: {key: ms}}}."""
+def measure_torch(c: Config, budget: float, combos: list[str], res: dict | None = None) -> dict:
+    """PyTorch eager and compiled, fp32 (TF32 off) and bf16 autocast: {dtype: {mode: {key: ms}}},
+    for the "dtype:mode" combos asked for (merged into `res`)."""
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
+    # Each stream start frame, grad mode and autocast state is its own graph: allow them all, or
+    # dynamo silently falls back to eager after 8.
+    torch._dynamo.config.recompile_limit = 64
     dev = "cuda"
     t_start = time.perf_counter()
     model = CausalDiT(c, random_weights(c, dev)).to(dev)
-    compiled = torch.compile(model)
-    res = {"fp32": {}, "bf16": {}, "shapes": {"layers": c.layers, "frames": c.frames, "height": c.height, "width": c.width}}
-    # bare bf16 matmuls at the model's GEMM shapes (the PyTorch side of the GEMM table)
-    for dtype in ["bf16", "fp32"]:
-        for label, fwd in [("eager", model), ("compile", compiled)]:
-            out = res[dtype].setdefault(label, {})
-            t0 = time.perf_counter()
-            for key, fn in workloads(model, fwd, c, dev).items():
-                if time.perf_counter() - t_start > budget:
-                    print(f"PyTorch {dtype} {label}: {key} skipped (budget {budget:.0f} s spent)", flush=True)
-                    continue
-                ctx = torch.autocast("cuda", dtype=torch.bfloat16) if dtype == "bf16" else contextlib.nullcontext()
-                with ctx:
-                    out[key] = cuda_time_ms(fn)
-            print(f"PyTorch {dtype} {label}: {out} ({time.perf_counter() - t0:.1f} s incl. warm-up/compile)", flush=True)
+    res = res or {"fp32": {}, "bf16": {}}
+    res["shapes"] = {"layers": c.layers, "frames": c.frames, "height": c.height, "width": c.width}
+    for combo in combos:
+        dtype, label = combo.split(":")
+        torch._dynamo.reset()
+        fwd = torch.compile(model) if label == "compile" else model
+        out = res[dtype].setdefault(label, {})
+        t0 = time.perf_counter()
+        for key, fn in workloads(model, fwd, c, dev).items():
+            if time.perf_counter() - t_start > budget:
+                print(f"PyTorch {dtype} {label}: {key} skipped (budget {budget:.0f} s spent)", flush=True)
+                continue
+            ctx = torch.autocast("cuda", dtype=torch.bfloat16) if dtype == "bf16" else contextlib.nullcontext()
+            with ctx:
+                out[key] = cuda_time_ms(fn)
+        print(f"PyTorch {dtype} {label}: {out} ({time.perf_counter() - t0:.1f} s incl. warm-up/compile)", flush=True)
     return res
 
 
@@ -236,13 +241,14 @@ def main() -> None:
     ap.add_argument("--cached")
     ap.add_argument("--budget", type=float, default=400)
     ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--measure", default="bf16:eager,bf16:compile,fp32:eager,fp32:compile",
+                    help="dtype:mode combos to measure (with --cached: re-measured and merged)")
     a = ap.parse_args()
-    if a.cached:
-        torch_res = json.loads(Path(a.cached).read_text())
-    else:
+    torch_res = json.loads(Path(a.cached).read_text()) if a.cached else None
+    if not a.cached or a.torch_json:
         sh = native_json(a.native[0]) if a.native else {"layers": a.layers, "frames": 9, "height": 30, "width": 52}
         torch_res = measure_torch(Config(layers=sh["layers"], frames=sh["frames"], height=sh["height"], width=sh["width"]),
-                                  a.budget)
+                                  a.budget, a.measure.split(","), torch_res)
         if a.torch_json:
             Path(a.torch_json).write_text(json.dumps(torch_res))
     for path in a.native:
