@@ -408,11 +408,15 @@ __global__ void __launch_bounds__(32 * kFaWarps)
 }
 
 // ---- backward: dk and dv (rows = keys, walking query tiles) ----------------------------------
+// Where keys are few (cross-attention: 512 text keys) the key blocks alone do not fill the GPU, so
+// gridDim.z splits the queries into ranges of `qsplit`; each split writes its partial dk/dv to
+// `part` ([2][splits][B][Tk][D]) and k_sum_splits adds them in split order (deterministic).
 
 template <int KC>
 __global__ void __launch_bounds__(32 * kFaWarps)
     k_fa_bwd_dkv(float* dk, float* dv, const float* dvec, const float* lse, const bf16* qp, const bf16* kp,
-                 const bf16* vp, const bf16* dop, int64_t Tqp, int64_t Tkp, AttnShape sh, AttnMask mask, float scale) {
+                 const bf16* vp, const bf16* dop, int64_t Tqp, int64_t Tkp, AttnShape sh, AttnMask mask, float scale,
+                 int64_t qsplit, float* part) {
   constexpr int HDP = 16 * KC, LD = HDP + 8, NO = 2 * KC, NS = kFaQueries / 8, TILE = kFaQueries * LD;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   bf16* ks = reinterpret_cast<bf16*>(smem_raw);  // [64 keys][LD]
@@ -446,14 +450,15 @@ __global__ void __launch_bounds__(32 * kFaWarps)
       ds[buf][x] = i < sh.Tq ? dvec[(b * sh.H + h) * sh.Tq + i] : 0.f;
     }
   };
-  int64_t cur = next_tile(rm, 0, sh.Tq, kFaQueries);
-  if (cur < sh.Tq) fetch(cur, 0);
+  const int64_t qbeg = int64_t(blockIdx.z) * qsplit, qend = min(sh.Tq, qbeg + qsplit);
+  int64_t cur = next_tile(rm, qbeg, qend, kFaQueries);
+  if (cur < qend) fetch(cur, 0);
   cp_async_commit();
   float ak[NO][4] = {}, av[NO][4] = {};
   const float sl2 = scale * kLog2e;
-  for (int buf = 0; cur < sh.Tq; buf ^= 1) {
-    const int64_t nxt = next_tile(rm, cur + kFaQueries, sh.Tq, kFaQueries);
-    if (nxt < sh.Tq) fetch(nxt, buf ^ 1);
+  for (int buf = 0; cur < qend; buf ^= 1) {
+    const int64_t nxt = next_tile(rm, cur + kFaQueries, qend, kFaQueries);
+    if (nxt < qend) fetch(nxt, buf ^ 1);
     cp_async_commit();
     cp_async_wait<1>();
     __syncthreads();
@@ -512,16 +517,45 @@ __global__ void __launch_bounds__(32 * kFaWarps)
     const int64_t j = wr + g + 8 * r;
     if (j >= sh.Tk) continue;
     const int64_t off = (b * kvs + j) * D + h * sh.hd;
+    const int64_t poff = ((int64_t(blockIdx.z) * sh.B + b) * sh.Tk + j) * D + h * sh.hd;
+    const int64_t pstride = int64_t(gridDim.z) * sh.B * sh.Tk * D;  // dk partials, then dv partials
 #pragma unroll
     for (int nt = 0; nt < NO; ++nt) {
       const int d = 8 * nt + 2 * t;
       for (int e = 0; e < 2; ++e) {
         if (d + e >= sh.hd) continue;
+        if (part) {
+          part[poff + d + e] = ak[nt][2 * r + e];
+          part[pstride + poff + d + e] = av[nt][2 * r + e];
+          continue;
+        }
         if (dk) dk[off + d + e] += ak[nt][2 * r + e];
         if (dv) dv[off + d + e] += av[nt][2 * r + e];
       }
     }
   }
+}
+
+// dk/dv += the split partials of k_fa_bwd_dkv, summed in split order.
+__global__ void k_sum_splits(float* dk, float* dv, const float* part, int64_t splits, int64_t B, int64_t Tk,
+                             int64_t kvs, int64_t D) {
+  const int64_t n = B * Tk * D, pstride = splits * n;
+  for (int64_t x = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; x < n; x += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t b = x / (Tk * D), j = (x / D) % Tk, c = x % D;
+    float sk = 0.f, sv = 0.f;
+    for (int64_t z = 0; z < splits; ++z) sk += part[z * n + x], sv += part[pstride + z * n + x];
+    const int64_t off = (b * kvs + j) * D + c;
+    if (dk) dk[off] += sk;
+    if (dv) dv[off] += sv;
+  }
+}
+
+// Query splits of the dk/dv pass: enough blocks for two per multiprocessor of a 132-SM H200
+// (a constant, not read off the device, so results do not depend on the GPU), in whole tiles.
+int64_t dkv_qsplit(const AttnShape& sh) {
+  const int64_t blocks = (round64(sh.Tk) / kFaRows) * sh.B * sh.H, tq = round64(sh.Tq);
+  const int64_t splits = std::max<int64_t>(1, std::min<int64_t>((264 + blocks - 1) / blocks, tq / 256));
+  return (tq / splits + kFaQueries - 1) / kFaQueries * kFaQueries;
 }
 
 template <int KC>
@@ -566,7 +600,10 @@ void pack(cudaStream_t stream, bf16* dst, const float* src, const AttnShape& sh,
 bool attention_bf16_supports(const AttnShape& sh) { return sh.hd > 0 && sh.hd <= 128; }
 
 size_t attention_bf16_workspace(const AttnShape& sh) {
-  return size_t(sh.B * sh.H * padded_hd(sh.hd) * (2 * round64(sh.Tq) + 2 * round64(sh.Tk))) * sizeof(bf16);
+  const int64_t splits = (round64(sh.Tq) + dkv_qsplit(sh) - 1) / dkv_qsplit(sh);
+  const size_t packed = size_t(sh.B * sh.H * padded_hd(sh.hd) * (2 * round64(sh.Tq) + 2 * round64(sh.Tk))) * sizeof(bf16);
+  const size_t partials = splits > 1 ? size_t(2 * splits * sh.B * sh.Tk * sh.H * sh.hd) * sizeof(float) : 0;
+  return packed + partials;
 }
 
 void attention_forward_bf16(cudaStream_t stream, void* ws, float* out, float* lse, const float* q, const float* k,
@@ -609,10 +646,17 @@ void attention_backward_bf16(cudaStream_t stream, void* ws, float* dq, float* dk
                                                                   sh, mask, scale);
     check_launch("attention_backward dq (bf16)");
     if (dk || dv) {
-      dim3 gk(unsigned(Tkp / kFaRows), unsigned(sh.B * sh.H));
+      const int64_t qsplit = dkv_qsplit(sh), splits = (Tqp + qsplit - 1) / qsplit;
+      float* part = splits > 1 ? reinterpret_cast<float*>(vp + sh.B * sh.H * Tkp * HDP) : nullptr;
+      dim3 gk(unsigned(Tkp / kFaRows), unsigned(sh.B * sh.H), unsigned(splits));
       k_fa_bwd_dkv<KC><<<gk, 32 * kFaWarps, dkv_smem<KC>(), stream>>>(dk, dv, dvec, lse, qp, kp, vp, dop, Tqp, Tkp, sh,
-                                                                      mask, scale);
+                                                                      mask, scale, qsplit, part);
       check_launch("attention_backward dk/dv (bf16)");
+      if (part) {
+        k_sum_splits<<<grid_for(sh.B * sh.Tk * sh.H * sh.hd), kThreads, 0, stream>>>(
+            dk, dv, part, splits, sh.B, sh.Tk, sh.kv_rows ? sh.kv_rows : sh.Tk, sh.H * sh.hd);
+        check_launch("attention_backward split sum (bf16)");
+      }
     }
   });
 }

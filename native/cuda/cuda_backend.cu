@@ -366,6 +366,27 @@ class CudaBackend final : public Backend<float> {
   }
   void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int64_t N, int64_t C,
                        double eps) override {
+    if (C % 4 == 0 && aligned16(out, inp) && aligned16(weight, weight)) {
+      const int64_t C4 = C / 4;
+      rows(N, [=] __device__(int64_t n, int lane) {
+        const float4* x = reinterpret_cast<const float4*>(inp + n * C);
+        const float4* w = reinterpret_cast<const float4*>(weight);
+        double ss = 0;
+        for (int64_t c = lane; c < C4; c += 32) {
+          const float4 v = x[c];
+          ss += double(v.x) * double(v.x) + double(v.y) * double(v.y) + double(v.z) * double(v.z) +
+                double(v.w) * double(v.w);
+        }
+        const float rs = float(1.0 / sqrt(warp_sum(ss) / double(C) + eps));
+        if (lane == 0) rstd[n] = rs;
+        float4* o = reinterpret_cast<float4*>(out + n * C);
+        for (int64_t c = lane; c < C4; c += 32) {
+          const float4 v = x[c], g = w[c];
+          o[c] = make_float4(v.x * rs * g.x, v.y * rs * g.y, v.z * rs * g.z, v.w * rs * g.w);
+        }
+      });
+      return;
+    }
     rows(N, [=] __device__(int64_t n, int lane) {
       const float* x = inp + n * C;
       double ss = 0;
@@ -377,7 +398,30 @@ class CudaBackend final : public Backend<float> {
   }
   void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
                         const float* rstd, int64_t N, int64_t C) override {
-    if (dinp) {
+    if (dinp && C % 4 == 0 && aligned16(dinp, dout) && aligned16(inp, weight)) {
+      const int64_t C4 = C / 4;
+      rows(N, [=] __device__(int64_t n, int lane) {
+        const float4* x = reinterpret_cast<const float4*>(inp + n * C);
+        const float4* d = reinterpret_cast<const float4*>(dout + n * C);
+        const float4* w = reinterpret_cast<const float4*>(weight);
+        const float r = rstd[n];
+        double s = 0;
+        for (int64_t c = lane; c < C4; c += 32) {
+          const float4 dv = d[c], wv = w[c], xv = x[c];
+          s += double(dv.x) * wv.x * xv.x * r + double(dv.y) * wv.y * xv.y * r + double(dv.z) * wv.z * xv.z * r +
+               double(dv.w) * wv.w * xv.w * r;
+        }
+        const float m = float(warp_sum(s) / C);
+        float4* o = reinterpret_cast<float4*>(dinp + n * C);
+        for (int64_t c = lane; c < C4; c += 32) {
+          const float4 dv = d[c], wv = w[c], xv = x[c];
+          float4 a = o[c];
+          a.x += r * (dv.x * wv.x - xv.x * r * m), a.y += r * (dv.y * wv.y - xv.y * r * m);
+          a.z += r * (dv.z * wv.z - xv.z * r * m), a.w += r * (dv.w * wv.w - xv.w * r * m);
+          o[c] = a;
+        }
+      });
+    } else if (dinp) {
       rows(N, [=] __device__(int64_t n, int lane) {
         const float* x = inp + n * C;
         const float* d = dout + n * C;
