@@ -15,8 +15,9 @@ import { bootId, thisHost } from '../store/process-identity.js';
 import { openStore, StoreError, type Store } from '../store/store.js';
 import { taskStates, type TaskStateInfo } from '../store/task-state.js';
 import { publishOutput } from './publish.js';
-import { detectCpus, detectGpus, gpuDeviceClass } from './resources.js';
-import { needsGpuDetection, placedTask, placeTasks, type DeviceRequest } from './device.js';
+import { detectCpus } from './resources.js';
+import type { DeviceRequest } from './device.js';
+import { placeGraph } from './place-graph.js';
 import { runAttempt, type AttemptOutcome, type RunningWorker } from './run-task.js';
 import { describeError } from './errors.js';
 import { schedule, type TaskOutcome } from './scheduler.js';
@@ -97,14 +98,10 @@ export async function runPipeline(compiled: TaskGraph, options: RunOptions): Pro
   if (!selected.ok) return { status: 'refused', message: selected.message };
 
   // Devices first: a request the machine cannot satisfy is refused before the store is touched.
-  const request = options.device ?? { kind: 'auto' };
-  const gpus = options.gpus ?? (needsGpuDetection(selected.selection.tasks, request) ? detectGpus() : []);
-  const placed = placeTasks(compiled.tasks, request, gpus, new Set(selected.selection.tasks.map((t) => t.id)));
+  const placed = placeGraph(compiled, options.device ?? { kind: 'auto' }, selected.selection.tasks, options.gpus);
   if (!placed.ok) return { status: 'refused', message: placed.message };
-  const { placements } = placed;
-  const graph: TaskGraph = { ...compiled, tasks: compiled.tasks.map((t) => placedTask(t, placements.get(t.id))) };
-  const placedById = new Map(graph.tasks.map((t) => [t.id, t]));
-  const selection = { ...selected.selection, tasks: selected.selection.tasks.map((t) => placedById.get(t.id)!) };
+  const { graph, placements, gpus, gpuDeviceClass: gpuClass } = placed;
+  const selection = { ...selected.selection, tasks: placed.selected };
 
   let store: Store;
   try {
@@ -113,10 +110,6 @@ export async function runPipeline(compiled: TaskGraph, options: RunOptions): Pro
     if (error instanceof StoreError) return { status: 'refused', message: error.message };
     throw error;
   }
-  // The class of the GPUs tasks are placed on (one per run: the first GPU any task may use).
-  const onGpu = selection.tasks.find((t) => t.resources.gpus > 0);
-  const gpuClass = onGpu ? gpuDeviceClass(placements.get(onGpu.id)!.allowed.length > 0 ? placements.get(onGpu.id)!.allowed : gpus) : 'cpu';
-
   if (options.dryRun) {
     const states = await taskStates(graph, { root: options.root, store, gpuDeviceClass: gpuClass, force: selection.forced });
     emit({ type: 'run-started', runId: 'dry-run', pipeline: graph.pipeline, tasks: planned(selection.tasks, states) });

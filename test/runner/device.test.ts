@@ -7,7 +7,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { readDeviceFlag } from '../../runner/cli/device-option.js';
 import { parseDevice, placeTask, placeTasks, placedTask, needsGpuDetection, type Placement } from '../../runner/exec/device.js';
+import { placeGraph, taskDevice } from '../../runner/exec/place-graph.js';
 import { detectGpus } from '../../runner/exec/resources.js';
 import { schedule } from '../../runner/exec/scheduler.js';
 import type { Task } from '../../runner/graph.js';
@@ -72,6 +74,47 @@ describe('device requests', () => {
     assert.equal(needsGpuDetection([train], { kind: 'auto' }), true);
     assert.equal(needsGpuDetection([exec], { kind: 'cuda' }), true);
     assert.equal(needsGpuDetection([withDevice(exec, 'cuda:0')], { kind: 'cpu' }), true);
+  });
+});
+
+describe('the --device flag and placing a graph (shared by run and plan)', () => {
+  test('--device VALUE: the request, or the message run and plan both print', () => {
+    assert.deepEqual(readDeviceFlag('cuda:2'), { ok: true, device: { kind: 'cuda', index: 2 } });
+    assert.deepEqual(readDeviceFlag('auto'), { ok: true, device: { kind: 'auto' } });
+    assert.deepEqual(readDeviceFlag('gpu'), { ok: false, message: '--device gpu: expected cpu, cuda, cuda:N or auto' });
+  });
+
+  const graph = makeGraph([
+    { id: 'train', kind: 'train', params: { steps: 1 } },
+    { id: 'exec', kind: 'exec', params: { command: 'true' } },
+  ]);
+  const [gTrain, gExec] = graph.tasks as [Task, Task];
+
+  test('on the CPU: nothing takes a GPU, the class is cpu, and no GPU is looked for', () => {
+    const placed = placeGraph(graph, { kind: 'cpu' }, graph.tasks);
+    assert.ok(placed.ok);
+    assert.deepEqual(placed.graph.tasks.map((t) => t.resources.gpus), [0, 0]);
+    assert.deepEqual(placed.gpus, []);
+    assert.equal(placed.gpuDeviceClass, 'cpu');
+    assert.equal(taskDevice(placed.graph.tasks[0]!, placed.gpuDeviceClass), 'cpu');
+  });
+
+  test('on GPUs: the native kind takes one, the graph and the selection are placed alike', () => {
+    const placed = placeGraph(graph, { kind: 'cuda' }, [gTrain], [0, 1]);
+    assert.ok(placed.ok);
+    assert.deepEqual(placed.graph.tasks.map((t) => t.resources.gpus), [1, 0]);
+    assert.deepEqual(placed.selected, [placed.graph.tasks[0]]);
+    assert.equal(placed.placements.get('train')?.gpus, 1);
+    assert.match(placed.gpuDeviceClass, /^cuda/);
+    assert.equal(taskDevice(placed.graph.tasks[0]!, placed.gpuDeviceClass), placed.gpuDeviceClass);
+    assert.equal(taskDevice(placed.graph.tasks[1]!, placed.gpuDeviceClass), 'cpu');
+  });
+
+  test('a request the machine cannot satisfy refuses the placement only for a task in scope', () => {
+    assert.deepEqual(placeGraph(graph, { kind: 'cuda' }, [gTrain], []), { ok: false, message: '--device cuda: this machine has no GPU (nvidia-smi -L lists none)' });
+    const pinned = { ...graph, tasks: [withDevice(gTrain, 'cuda:3'), gExec] };
+    assert.equal(placeGraph(pinned, { kind: 'cpu' }, [gExec], [0]).ok, true);
+    assert.equal(placeGraph(pinned, { kind: 'cpu' }, pinned.tasks, [0]).ok, false);
   });
 });
 

@@ -3,10 +3,10 @@
 // events with --json.
 
 import type { EventSink } from '../../events.js';
-import { DEVICE_SYNTAX, parseDevice } from '../../exec/device.js';
 import { exitCodeOf, runPipeline } from '../../exec/run-pipeline.js';
 import { jsonSink } from '../../ui/json.js';
 import { plainSink } from '../../ui/plain.js';
+import { DEVICE_OPTION, readDeviceFlag } from '../device-option.js';
 import type { CliIO } from '../io.js';
 import { errorLine, loadGraph, parseCommandLine } from './runner-common.js';
 
@@ -39,7 +39,7 @@ export async function run(argv: readonly string[], io: CliIO): Promise<number> {
       from: { type: 'string', multiple: true, default: [] },
       force: { type: 'string', multiple: true, default: [] },
       jobs: { type: 'string', short: 'j' },
-      device: { type: 'string', default: 'auto' },
+      device: DEVICE_OPTION,
       'keep-going': { type: 'boolean', default: false },
       'dry-run': { type: 'boolean', default: false },
       wait: { type: 'boolean', default: false },
@@ -69,9 +69,9 @@ export async function run(argv: readonly string[], io: CliIO): Promise<number> {
     errorLine(io, `-j ${values.jobs}: expected a positive integer`);
     return 2;
   }
-  const device = parseDevice(values.device);
-  if (device === undefined) {
-    errorLine(io, `--device ${values.device}: expected ${DEVICE_SYNTAX}`);
+  const device = readDeviceFlag(values.device);
+  if (!device.ok) {
+    errorLine(io, device.message);
     return 2;
   }
   const loaded = loadGraph({ file, set: values.set, use: values.use }, io);
@@ -97,7 +97,7 @@ export async function run(argv: readonly string[], io: CliIO): Promise<number> {
     from: values.from,
     force: values.force,
     ...(jobs !== undefined ? { jobs } : {}),
-    device,
+    device: device.device,
     keepGoing: values['keep-going'],
     dryRun: values['dry-run'],
     waitForLock: values.wait ? 7 * 24 * 3600 * 1000 : 0,
