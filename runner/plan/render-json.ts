@@ -10,14 +10,15 @@ export function planToJson(plan: Plan): object {
     file: graph.file,
     params: graph.params,
     defaults: graph.defaults,
-    tasks: plan.entries.map(({ task, state, reason }) => ({
+    tasks: plan.entries.map(({ task, key, device, state, reason }) => ({
       id: task.id,
       stage: task.stage,
       kind: task.kind,
       inputs: task.inputs,
       outputs: task.outputs,
       deps: task.deps,
-      key: task.key,
+      key,
+      ...(device !== undefined ? { device } : {}),
       state,
       reason,
       params: task.params,
