@@ -261,13 +261,22 @@ class CudaBackend final : public Backend<float> {
     elems(n, [=] __device__(int64_t i) { out[i] = gelu(inp[i]); });
   }
   void gelu_tanh_backward(float* dinp, const float* inp, const float* dout, int64_t n) override {
-    elems(n, [=] __device__(int64_t i) {
-      const float x = inp[i];
+    auto grad = [] __device__(float x, float d) {
       const float u = float(kGeluC) * (x + 0.044715f * x * x * x);
       const float th = tanhf(u);
       const float du = float(kGeluC) * (1.f + float(3 * 0.044715) * x * x);
-      dinp[i] += dout[i] * (0.5f * (1.f + th) + 0.5f * x * (1.f - th * th) * du);
-    });
+      return d * (0.5f * (1.f + th) + 0.5f * x * (1.f - th * th) * du);
+    };
+    if (n % 4 == 0 && aligned16(dinp, inp) && aligned16(dout, dout)) {
+      elems(n / 4, [=] __device__(int64_t q) {
+        const float4 x = reinterpret_cast<const float4*>(inp)[q], d = reinterpret_cast<const float4*>(dout)[q];
+        float4 a = reinterpret_cast<float4*>(dinp)[q];
+        a.x += grad(x.x, d.x), a.y += grad(x.y, d.y), a.z += grad(x.z, d.z), a.w += grad(x.w, d.w);
+        reinterpret_cast<float4*>(dinp)[q] = a;
+      });
+      return;
+    }
+    elems(n, [=] __device__(int64_t i) { dinp[i] += grad(inp[i], dout[i]); });
   }
   void silu_forward(float* out, const float* inp, int64_t n) override {
     elems(n, [=] __device__(int64_t i) { out[i] = inp[i] / (1.f + expf(-inp[i])); });
@@ -462,7 +471,16 @@ class CudaBackend final : public Backend<float> {
   }
   void modulate_backward(float* dinp, float* dshift, float* dscale, const float* dout, const float* inp,
                          const float* scl, int64_t ms, int64_t S, int64_t Lf, int64_t C) override {
-    if (dinp)
+    if (dinp && C % 4 == 0 && ms % 4 == 0 && aligned16(dinp, dout) && aligned16(scl, scl))
+      elems(S * Lf * C / 4, [=] __device__(int64_t q) {
+        const int64_t i = 4 * q, s = i / (Lf * C), c = i % C;
+        const float4 d = reinterpret_cast<const float4*>(dout)[q];
+        const float4 a = *reinterpret_cast<const float4*>(scl + s * ms + c);
+        float4 v = reinterpret_cast<float4*>(dinp)[q];
+        v.x += d.x * (1.f + a.x), v.y += d.y * (1.f + a.y), v.z += d.z * (1.f + a.z), v.w += d.w * (1.f + a.w);
+        reinterpret_cast<float4*>(dinp)[q] = v;
+      });
+    else if (dinp)
       elems(S * Lf * C, [=] __device__(int64_t i) {
         const int64_t s = i / (Lf * C), c = i % C;
         dinp[i] += dout[i] * (1.f + scl[s * ms + c]);
@@ -496,7 +514,16 @@ class CudaBackend final : public Backend<float> {
   }
   void gate_residual_backward(float* dy, float* dgate, const float* dx, const float* y, const float* gate,
                               int64_t ms, int64_t S, int64_t Lf, int64_t C) override {
-    if (dy)
+    if (dy && C % 4 == 0 && ms % 4 == 0 && aligned16(dy, dx) && aligned16(gate, gate))
+      elems(S * Lf * C / 4, [=] __device__(int64_t q) {
+        const int64_t i = 4 * q, s = i / (Lf * C), c = i % C;
+        const float4 d = reinterpret_cast<const float4*>(dx)[q];
+        const float4 g = *reinterpret_cast<const float4*>(gate + s * ms + c);
+        float4 v = reinterpret_cast<float4*>(dy)[q];
+        v.x += d.x * g.x, v.y += d.y * g.y, v.z += d.z * g.z, v.w += d.w * g.w;
+        reinterpret_cast<float4*>(dy)[q] = v;
+      });
+    else if (dy)
       elems(S * Lf * C, [=] __device__(int64_t i) {
         const int64_t s = i / (Lf * C), c = i % C;
         dy[i] += dx[i] * gate[s * ms + c];
