@@ -115,6 +115,11 @@ class CudaBackend final : public Backend<float> {
     CUDA_OK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     CUDA_OK(cudaMalloc(&reduce_buf_, (kReduceBlocks + 1) * sizeof(double)));
     gemm_.reset(new Gemm(stream_));
+    if (cudaHostAlloc(&staging_, kStagingBytes, cudaHostAllocDefault) != cudaSuccess) {
+      cudaGetLastError();  // no pinned memory: uploads stay synchronous
+      staging_ = nullptr;
+    }
+    CUDA_OK(cudaEventCreateWithFlags(&staging_done_, cudaEventDisableTiming));
     gemm_mode_ = GemmMode::fp32;
     if (precision == CudaPrecision::bf16) {
       const char* g = std::getenv("CFPIPE_CUDA_BF16_GEMM");  // cast (default) or fast, see kernels.h
@@ -124,6 +129,8 @@ class CudaBackend final : public Backend<float> {
   ~CudaBackend() override {
     cudaStreamSynchronize(stream_);
     gemm_.reset();
+    if (staging_) cudaFreeHost(staging_);
+    cudaEventDestroy(staging_done_);
     cudaFree(reduce_buf_);
     cudaFree(seg_buf_);
     cudaFree(vec_buf_);
@@ -150,10 +157,27 @@ class CudaBackend final : public Backend<float> {
       cudaFree(q);
     });
   }
+  // The host buffer may go away as soon as we return, so it is first copied into a pinned ring
+  // buffer and sent from there asynchronously: the stream keeps running (objectives and samplers
+  // upload small per-step vectors between kernels). A slot is reused only after the event of the
+  // copy that last read it has fired; uploads larger than the ring copy synchronously.
   void upload(float* dst, const float* src, int64_t n) override {
     if (n <= 0) return;
-    CUDA_OK(cudaMemcpyAsync(dst, src, size_t(n) * 4, cudaMemcpyHostToDevice, stream_));
-    synchronize();  // the host buffer may go away as soon as we return
+    const size_t bytes = size_t(n) * 4, need = (bytes + 255) / 256 * 256;
+    if (need > kStagingBytes || !staging_) {
+      CUDA_OK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
+      synchronize();
+      return;
+    }
+    if (staging_head_ + need > kStagingBytes) {  // wrap: every earlier copy out of the ring must be done
+      CUDA_OK(cudaEventSynchronize(staging_done_));
+      staging_head_ = 0;
+    }
+    char* slot = static_cast<char*>(staging_) + staging_head_;
+    std::memcpy(slot, src, bytes);
+    CUDA_OK(cudaMemcpyAsync(dst, slot, bytes, cudaMemcpyHostToDevice, stream_));
+    CUDA_OK(cudaEventRecord(staging_done_, stream_));
+    staging_head_ += need;
   }
   void download(float* dst, const float* src, int64_t n) override {
     if (n <= 0) return;
@@ -740,6 +764,10 @@ class CudaBackend final : public Backend<float> {
   int64_t vec_cap_ = 0;
   void* byte_buf_ = nullptr;  // bf16 attention's packed Q/K/V/dO
   size_t byte_cap_ = 0;
+  static constexpr size_t kStagingBytes = size_t(32) << 20;
+  void* staging_ = nullptr;  // pinned ring of upload()
+  size_t staging_head_ = 0;
+  cudaEvent_t staging_done_ = nullptr;  // the last copy out of the ring
 };
 
 }  // namespace

@@ -207,7 +207,7 @@ int main(int argc, char** argv) {
   const FlowMatchScheduler grid = generator_training_grid(), cd = ode_grid();
   const std::vector<double> steps = warped_step_list({1000, 750, 500, 250}, grid);
   Philox rng(7, 0);
-  const int iters = 3;
+  const int iters = 5;
   double loss = 0;
 
   const double tf_ms = time_ms(*cuda_be, iters, [&] {
