@@ -48,6 +48,39 @@ train_.forEach((c, i) => samples.set(vae.encodeVideo(c.video), i * per));
 let sq = 0;
 for (const v of samples) sq += v * v;
 console.log(`latent rms ${Math.sqrt(sq / samples.length).toFixed(3)}`);
+// --normalise: per-channel mean/std over the training latents (Wan's VAE normalises the same way);
+// the model trains and samples in normalised space, and samples are mapped back before decoding.
+const chanMean = new Float64Array(12).fill(0);
+const chanStd = new Float64Array(12).fill(1);
+const hw = 64;
+if (flag('normalise')) {
+  const s1 = new Float64Array(12);
+  const s2 = new Float64Array(12);
+  const perChan = nClips * 9 * hw;
+  for (let i = 0; i < samples.length; i++) {
+    const c = Math.floor(i / hw) % 12;
+    s1[c]! += samples[i]!;
+    s2[c]! += samples[i]! ** 2;
+  }
+  for (let c = 0; c < 12; c++) {
+    chanMean[c] = s1[c]! / perChan;
+    chanStd[c] = Math.max(1e-3, Math.sqrt(s2[c]! / perChan - chanMean[c]! ** 2)) / Number(opt('norm-scale', '1'));
+  }
+  for (let i = 0; i < samples.length; i++) {
+    const c = Math.floor(i / hw) % 12;
+    samples[i] = (samples[i]! - chanMean[c]!) / chanStd[c]!;
+  }
+  console.log(`normalised: mean ${Array.from(chanMean, (v) => v.toFixed(2)).join(' ')} std ${Array.from(chanStd, (v) => v.toFixed(3)).join(' ')}`);
+}
+const normalise = (x: Float32Array): Float32Array => x.map((v, i) => (v - chanMean[Math.floor(i / hw) % 12]!) / chanStd[Math.floor(i / hw) % 12]!);
+const denormalise = (z: Float32Array): Float32Array => {
+  const out = new Float32Array(z.length);
+  for (let i = 0; i < z.length; i++) {
+    const c = Math.floor(i / hw) % 12;
+    out[i] = z[i]! * chanStd[c]! + chanMean[c]!;
+  }
+  return out;
+};
 {
   const ref = evaluateVideos(held.map((c) => ({ prompt: c.prompt, video: c.video })), held).generated.adherence;
   console.log(`reference clips: colour ${ref.color.toFixed(3)} shape ${ref.shape.toFixed(3)} direction ${ref.direction.toFixed(3)}`);
@@ -69,7 +102,7 @@ async function evalModel(label: string, weights: string, k: number, extra: Parti
   const prompts = held.slice(0, nSamples).map((c) => c.prompt);
   const t0 = Date.now();
   const r = await sample({ mode: 'many_step', config: model(k), weights: { path: weights, prefix: 'generator.' }, count: prompts.length, batch: 8, seed: 0, threads: 2, text: enc.encodeBatch(prompts), textUncond: negative, timestepShift: Number(opt('shift', '1')), numSteps, shift: Number(opt('shift', '1')), guidance, solver: opt('solver', 'unipc') as 'unipc' | 'euler', ...extra });
-  const videos: LabelledVideo[] = prompts.map((prompt, i) => ({ prompt, video: vae.decodeToVideo(r.output!.subarray(i * per, (i + 1) * per), shape) }));
+  const videos: LabelledVideo[] = prompts.map((prompt, i) => ({ prompt, video: vae.decodeToVideo(denormalise(r.output!.subarray(i * per, (i + 1) * per)), shape) }));
   const m = evaluateVideos(videos, held);
   const a = m.generated.adherence;
   if (flag('verbose')) {
@@ -79,12 +112,12 @@ async function evalModel(label: string, weights: string, k: number, extra: Parti
       console.log(`  ${v.prompt.padEnd(32)} → ${an.color} ${an.shape} ${an.direction} v=(${an.vx.toFixed(2)}, ${an.vy.toFixed(2)}) speed ${an.speed.toFixed(2)} presence ${an.presence.toFixed(2)} cx ${an.frames.map((d) => (d.found ? d.cx.toFixed(1) : '-')).join(' ')}`);
     });
   }
-  console.log(`${label}: colour ${a.color.toFixed(3)} shape ${a.shape.toFixed(3)} direction ${a.direction.toFixed(3)} presence ${m.generated.temporal.presence.toFixed(2)} FD ${m.frechetDistance.toFixed(2)} calls ${r.calls?.[0]} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+  console.log(`${label}: colour ${a.color.toFixed(3)} shape ${a.shape.toFixed(3)} direction ${a.direction.toFixed(3)} presence ${m.generated.temporal.presence.toFixed(2)} smooth ${m.generated.temporal.smooth.toFixed(2)} rmse ${m.generated.temporal.motionRmse.toFixed(2)} FD ${m.frechetDistance.toFixed(2)} calls ${r.calls?.[0]} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
 }
 
 const basePath = join(work, 'base.safetensors');
 if (!reuseBase) {
-  const r = await train({ ...common(9), trainer: 'diffusion', causal: false, teacherForcing: false, steps: baseSteps, lr, beta1: 0.9, data: { count: rows, samples: allSamples, text, textUncond: negative }, outputPath: basePath });
+  const r = await train({ ...common(Number(opt('base-k', '9'))), trainer: 'diffusion', causal: false, teacherForcing: false, steps: baseSteps, lr, beta1: 0.9, ...(opt('init-base', '') ? { init: opt('init-base', '') } : {}), data: { count: rows, samples: allSamples, text, textUncond: negative }, outputPath: basePath });
   console.log(`base: ${baseSteps} steps, loss ${r.loss.toFixed(4)}, ${r.seconds.toFixed(1)} s`);
 }
 if (!flag('skip-base-eval')) {
@@ -103,11 +136,11 @@ if (flag('ode-check')) {
   const arPath = join(work, 'ar.safetensors');
   const prompts = held.slice(0, nSamples).map((c) => c.prompt);
   const clean = new Float32Array(prompts.length * per);
-  held.slice(0, nSamples).forEach((c, i) => clean.set(vae.encodeVideo(c.video), i * per));
+  held.slice(0, nSamples).forEach((c, i) => clean.set(normalise(vae.encodeVideo(c.video)), i * per));
   for (const odeMode of ['full', 'blockwise_kv'] as const) {
     const r = await sample({ mode: 'ode', config: model(1), weights: { path: arPath, prefix: 'generator.' }, count: prompts.length, batch: 8, seed: 0, threads: 2, text: enc.encodeBatch(prompts), textUncond: negative, timestepShift: Number(opt('shift', '1')), numSteps: 48, shift: Number(opt('shift', '1')), guidance, clean, snapshots: [0], odeMode });
     const S = 3;
-    const videos: LabelledVideo[] = prompts.map((prompt, i) => ({ prompt, video: vae.decodeToVideo(r.output!.subarray((i * S + 1) * per, (i * S + 2) * per), shape) }));
+    const videos: LabelledVideo[] = prompts.map((prompt, i) => ({ prompt, video: vae.decodeToVideo(denormalise(r.output!.subarray((i * S + 1) * per, (i * S + 2) * per)), shape) }));
     const m = evaluateVideos(videos, held);
     const a = m.generated.adherence;
     if (flag('verbose')) {
