@@ -91,6 +91,55 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
+// s[nt] += A x B over the 8-column tiles nt of B: A is 16 x 16 KC in registers (a[c] = columns
+// 16c..16c+15), B is read from a shared array stored [n][k] (stride ld).
+template <int KC, int NT>
+__device__ __forceinline__ void mma_rows(float (&s)[NT][4], const uint32_t (&a)[KC][4], const bf16* b, int ld) {
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+    for (int c = 0; c < KC; ++c) {
+      uint32_t b0, b1;
+      frag_b(b0, b1, b, ld, 8 * nt, 16 * c);
+      mma16816(s[nt], a[c], b0, b1);
+    }
+}
+
+// The same with A read chunk by chunk from rows m0..m0+15 of a shared [m][k] array (stride lda),
+// which keeps A out of the registers; each s[nt] still sums its chunks in ascending order.
+template <int KC, int NT>
+__device__ __forceinline__ void mma_rows_shared(float (&s)[NT][4], const bf16* a_s, int lda, int m0, const bf16* b,
+                                                int ld) {
+#pragma unroll
+  for (int c = 0; c < KC; ++c) {
+    uint32_t a[4];
+    frag_a(a, a_s, lda, m0, 16 * c);
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      uint32_t b0, b1;
+      frag_b(b0, b1, b, ld, 8 * nt, 16 * c);
+      mma16816(s[nt], a, b0, b1);
+    }
+  }
+}
+
+// acc[nt] += P x B: P is a row of NP C tiles (8 columns each, the k dimension) taken as A
+// fragments in bf16, B is read transposed from a shared array stored [k][n] (stride ld).
+template <int NP, int NO>
+__device__ __forceinline__ void mma_tiles(float (&acc)[NO][4], const float (&p)[NP][4], const bf16* b, int ld) {
+#pragma unroll
+  for (int c = 0; c < NP / 2; ++c) {
+    uint32_t a[4];
+    c_to_a(a, p[2 * c], p[2 * c + 1]);
+#pragma unroll
+    for (int nt = 0; nt < NO; ++nt) {
+      uint32_t b0, b1;
+      frag_bt(b0, b1, b, ld, 16 * c, 8 * nt);
+      mma16816(acc[nt], a, b0, b1);
+    }
+  }
+}
+
 // Starts copying `rows` packed rows (HDP bf16 each, contiguous) into shared rows of stride HDP + 8.
 template <int HDP>
 __device__ __forceinline__ void load_tile(bf16* dst, const bf16* src, int rows) {
@@ -132,6 +181,20 @@ struct RowMask {
   __device__ bool all(int64_t a, int64_t b) const { return r[0].covers(a, b) && r[1].covers(a, b); }
 };
 
+// The mask of this thread's rows g and g + 8 of the warp's 16 (starting at row wr of `rows`): the
+// keys each query row may see (query_rows) or the queries that may see each key row.
+__device__ __forceinline__ RowMask row_mask(const AttnMask& m, int64_t wr, int64_t rows, int64_t cols,
+                                            bool query_rows) {
+  const int g = (threadIdx.x % 32) / 4;
+  RowMask rm;
+#pragma unroll
+  for (int e = 0; e < 2; ++e) {
+    const int64_t i = wr + g + 8 * e;
+    if (i < rows) rm.r[e] = query_rows ? key_ranges(m, i, cols) : query_ranges(m, i, cols);
+  }
+  return rm;
+}
+
 // The first tile start at or after `from` (stepping by `step`) that some row of the block may see,
 // or `end`; a block-wide vote, so every thread of the block must call it.
 __device__ __forceinline__ int64_t next_tile(const RowMask& rm, int64_t from, int64_t end, int step) {
@@ -169,12 +232,7 @@ __global__ void __launch_bounds__(32 * kFaWarps)
   const int64_t i0 = int64_t(blockIdx.x) * kFaRows, wr = i0 + 16 * warp;
   const bf16* kh = kp + bh * Tkp * HDP;
   const bf16* vh = vp + bh * Tkp * HDP;
-  RowMask rm;
-#pragma unroll
-  for (int e = 0; e < 2; ++e) {
-    const int64_t i = wr + g + 8 * e;
-    if (i < sh.Tq) rm.r[e] = key_ranges(mask, i, sh.Tk);
-  }
+  const RowMask rm = row_mask(mask, wr, sh.Tq, sh.Tk, true);
   load_tile<HDP>(qs, qp + (bh * Tqp + i0) * HDP, kFaRows);
   cp_async_commit();
   int64_t cur = next_tile(rm, 0, sh.Tk, kFaKeys);
@@ -204,14 +262,7 @@ __global__ void __launch_bounds__(32 * kFaWarps)
     const bf16* vb = vs + buf * TILE;
     if (__any_sync(0xffffffffu, rm.any(cur, cur + kFaKeys))) {
       float s[NS][4] = {};
-#pragma unroll
-      for (int nt = 0; nt < NS; ++nt)
-#pragma unroll
-        for (int c = 0; c < KC; ++c) {
-          uint32_t b0, b1;
-          frag_b(b0, b1, kb, LD, 8 * nt, 16 * c);
-          mma16816(s[nt], qa[c], b0, b1);
-        }
+      mma_rows(s, qa, kb, LD);
 #pragma unroll
       for (int nt = 0; nt < NS; ++nt)
 #pragma unroll
@@ -242,17 +293,7 @@ __global__ void __launch_bounds__(32 * kFaWarps)
         o[nt][0] *= corr[0], o[nt][1] *= corr[0];
         o[nt][2] *= corr[1], o[nt][3] *= corr[1];
       }
-#pragma unroll
-      for (int c = 0; c < kFaKeys / 16; ++c) {
-        uint32_t pa[4];
-        c_to_a(pa, s[2 * c], s[2 * c + 1]);
-#pragma unroll
-        for (int nt = 0; nt < NO; ++nt) {
-          uint32_t b0, b1;
-          frag_bt(b0, b1, vb, LD, 16 * c, 8 * nt);
-          mma16816(o[nt], pa, b0, b1);
-        }
-      }
+      mma_tiles(o, s, vb, LD);
     }
     __syncthreads();  // the buffer is refilled in the next iteration
     cur = nxt;
@@ -355,16 +396,8 @@ __global__ void __launch_bounds__(32 * kFaWarps)
     const bf16* vb = vs + buf * TILE;
     if (__any_sync(0xffffffffu, rm.any(cur, cur + kFaKeys))) {
       float s[NS][4] = {}, dp[NS][4] = {};
-#pragma unroll
-      for (int nt = 0; nt < NS; ++nt)
-#pragma unroll
-        for (int c = 0; c < KC; ++c) {
-          uint32_t b0, b1;
-          frag_b(b0, b1, kb, LD, 8 * nt, 16 * c);
-          mma16816(s[nt], qa[c], b0, b1);
-          frag_b(b0, b1, vb, LD, 8 * nt, 16 * c);
-          mma16816(dp[nt], da[c], b0, b1);
-        }
+      mma_rows(s, qa, kb, LD);
+      mma_rows(dp, da, vb, LD);
 #pragma unroll
       for (int nt = 0; nt < NS; ++nt)
 #pragma unroll
@@ -377,17 +410,7 @@ __global__ void __launch_bounds__(32 * kFaWarps)
           const float p = exp2f(s[nt][e]);  // 0 where masked (and for rows that saw no key)
           s[nt][e] = p * (dp[nt][e] - di[e / 2]) * scale;  // dS
         }
-#pragma unroll
-      for (int c = 0; c < kFaKeys / 16; ++c) {
-        uint32_t sa[4];
-        c_to_a(sa, s[2 * c], s[2 * c + 1]);
-#pragma unroll
-        for (int nt = 0; nt < NO; ++nt) {
-          uint32_t b0, b1;
-          frag_bt(b0, b1, kb, LD, 16 * c, 8 * nt);
-          mma16816(acc[nt], sa, b0, b1);
-        }
-      }
+      mma_tiles(acc, s, kb, LD);
     }
     __syncthreads();
     cur = nxt;
@@ -430,12 +453,7 @@ __global__ void __launch_bounds__(32 * kFaWarps)
   const int64_t j0 = int64_t(blockIdx.x) * kFaRows, wr = j0 + 16 * warp;
   const bf16* qh = qp + bh * Tqp * HDP;
   const bf16* dh = dop + bh * Tqp * HDP;
-  RowMask rm;
-#pragma unroll
-  for (int e = 0; e < 2; ++e) {
-    const int64_t j = wr + g + 8 * e;
-    if (j < sh.Tk) rm.r[e] = query_ranges(mask, j, sh.Tq);
-  }
+  const RowMask rm = row_mask(mask, wr, sh.Tk, sh.Tq, false);
   load_tile<HDP>(ks, kp + (bh * Tkp + j0) * HDP, kFaRows);
   load_tile<HDP>(vs, vp + (bh * Tkp + j0) * HDP, kFaRows);
   cp_async_commit();
@@ -466,20 +484,8 @@ __global__ void __launch_bounds__(32 * kFaWarps)
     const bf16* db = dos + buf * TILE;
     if (__any_sync(0xffffffffu, rm.any(cur, cur + kFaQueries))) {
       float s[NS][4] = {}, dp[NS][4] = {};
-#pragma unroll
-      for (int c = 0; c < KC; ++c) {
-        uint32_t ka[4], va[4];
-        frag_a(ka, ks, LD, 16 * warp, 16 * c);
-        frag_a(va, vs, LD, 16 * warp, 16 * c);
-#pragma unroll
-        for (int nt = 0; nt < NS; ++nt) {
-          uint32_t b0, b1;
-          frag_b(b0, b1, qb, LD, 8 * nt, 16 * c);
-          mma16816(s[nt], ka, b0, b1);
-          frag_b(b0, b1, db, LD, 8 * nt, 16 * c);
-          mma16816(dp[nt], va, b0, b1);
-        }
-      }
+      mma_rows_shared<KC>(s, ks, LD, 16 * warp, qb, LD);
+      mma_rows_shared<KC>(dp, vs, LD, 16 * warp, db, LD);
 #pragma unroll
       for (int nt = 0; nt < NS; ++nt)
 #pragma unroll
@@ -493,20 +499,8 @@ __global__ void __launch_bounds__(32 * kFaWarps)
           p[nt][e] = exp2f(s[nt][e]);
           s[nt][e] = p[nt][e] * (dp[nt][e] - ds[buf][8 * nt + 2 * t + (e & 1)]) * scale;  // dS^T
         }
-#pragma unroll
-      for (int c = 0; c < kFaQueries / 16; ++c) {
-        uint32_t pa[4], sa[4];
-        c_to_a(pa, p[2 * c], p[2 * c + 1]);
-        c_to_a(sa, s[2 * c], s[2 * c + 1]);
-#pragma unroll
-        for (int nt = 0; nt < NO; ++nt) {
-          uint32_t b0, b1;
-          frag_bt(b0, b1, db, LD, 16 * c, 8 * nt);
-          mma16816(av[nt], pa, b0, b1);
-          frag_bt(b0, b1, qb, LD, 16 * c, 8 * nt);
-          mma16816(ak[nt], sa, b0, b1);
-        }
-      }
+      mma_tiles(av, p, db, LD);
+      mma_tiles(ak, s, qb, LD);
     }
     __syncthreads();
     cur = nxt;

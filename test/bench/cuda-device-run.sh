@@ -15,12 +15,7 @@
 set -u
 budget=${1:-560}
 stages=${2:-build,ctest,node,probe,pipeline,bench}
-start=$(date +%s)
-out=${OUT:-/tmp/cfpipe-out}
-mkdir -p "$out"
-left() { echo $((budget - ($(date +%s) - start))); }
-want() { [[ ",$stages," == *",$1,"* ]]; }
-stamp() { echo "=== [$(( $(date +%s) - start )) s] $*"; }
+source "$(dirname "$0")/cuda-run-common.sh"
 
 xz -dc .devnode/node.xz > /tmp/node && chmod +x /tmp/node && export PATH=/tmp:$PATH
 tar -xJf .devrun/rt.tar.xz

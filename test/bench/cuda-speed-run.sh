@@ -12,12 +12,7 @@
 set -u
 budget=${1:-570}
 stages=${2:-build,parity,bench,train,torch}
-start=$(date +%s)
-out=${OUT:-/tmp/cfpipe-out}
-mkdir -p "$out"
-left() { echo $((budget - ($(date +%s) - start))); }
-want() { [[ ",$stages," == *",$1,"* ]]; }
-stamp() { echo "=== [$(( $(date +%s) - start )) s] $*"; }
+source "$(dirname "$0")/cuda-run-common.sh"
 bd=native/build-gpu
 
 nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader
