@@ -51,7 +51,12 @@ test("device 'cpu' and 'auto' train; the result names the backend that ran", asy
   const auto = await train({ ...base, device: 'auto' });
   assert.equal(auto.backend, info.cudaDevices > 0 ? 'cuda:0' : 'cpu');
   if (auto.backend === 'cpu') assert.equal(auto.loss, cpu.loss, 'the same device gives the same loss bit for bit');
-  else assert.ok(Math.abs(auto.loss - cpu.loss) <= 1e-3 * Math.max(Math.abs(cpu.loss), 1e-3), `GPU loss ${auto.loss} vs CPU ${cpu.loss}`);
+  else {
+    // The GPU computes in bf16 unless CFPIPE_CUDA_PRECISION=fp32; native/README.md's tolerance rule
+    // for losses: relative 1e-3 in fp32, 2e-2 in bf16.
+    const tol = process.env.CFPIPE_CUDA_PRECISION === 'fp32' ? 1e-3 : 2e-2;
+    assert.ok(Math.abs(auto.loss - cpu.loss) <= tol * Math.max(Math.abs(cpu.loss), 1e-3), `GPU loss ${auto.loss} vs CPU ${cpu.loss}`);
+  }
   const dflt = await train(base);
   assert.equal(dflt.backend, 'cpu', 'no device option means the CPU');
 });
