@@ -3,8 +3,9 @@
 // `run` and `plan` both place through here, so a plan shows the keys and states a run would use.
 
 import type { Task, TaskGraph } from '../graph.js';
-import { needsGpuDetection, placedTask, placeTasks, type DeviceRequest, type Placement } from './device.js';
+import { needsGpuDetection, parseDevice, placedTask, placeTasks, type DeviceRequest, type Placement } from './device.js';
 import { detectGpus, gpuDeviceClass } from './resources.js';
+import { selectTasks } from './select.js';
 
 export interface PlacedGraph {
   /** The graph with each task's GPU count set by its placement. */
@@ -29,7 +30,7 @@ export function placeGraph(compiled: TaskGraph, request: DeviceRequest, selected
   const placed = placeTasks(compiled.tasks, request, machine, new Set(selected.map((t) => t.id)));
   if (!placed.ok) return placed;
   const { placements } = placed;
-  const graph: TaskGraph = { ...compiled, tasks: compiled.tasks.map((t) => placedTask(t, placements.get(t.id))) };
+  const graph = withPlacements(compiled, placements);
   const byId = new Map(graph.tasks.map((t) => [t.id, t]));
   const inScope = selected.map((t) => byId.get(t.id)!);
   // One class per run: that of the first GPU the first task on a GPU may use.
@@ -37,6 +38,41 @@ export function placeGraph(compiled: TaskGraph, request: DeviceRequest, selected
   const allowed = onGpu === undefined ? [] : placements.get(onGpu.id)!.allowed;
   const deviceClass = onGpu === undefined ? 'cpu' : gpuDeviceClass(allowed.length > 0 ? allowed : machine);
   return { ok: true, graph, selected: inScope, placements, gpus: machine, gpuDeviceClass: deviceClass };
+}
+
+/** The graph with each task's GPU count set by its placement. */
+const withPlacements = (compiled: TaskGraph, placements: ReadonlyMap<string, Placement>): TaskGraph => ({
+  ...compiled,
+  tasks: compiled.tasks.map((t) => placedTask(t, placements.get(t.id))),
+});
+
+/**
+ * The graph placed as `cfpipe run FILE --device D` (the default targets) places it: what
+ * `plan`, `status` and `explain` show keys and states for; or why that run would be refused.
+ */
+export function placeDefaultRun(compiled: TaskGraph, request: DeviceRequest): PlaceGraphResult {
+  const selected = selectTasks(compiled, {});
+  return selected.ok ? placeGraph(compiled, request, selected.selection.tasks) : selected;
+}
+
+/**
+ * The graph as a run would have placed it on another machine: on one without GPUs
+ * (`deviceClass` 'cpu', `--device cpu`), or with `--device cuda` on one whose GPUs are of
+ * `deviceClass` (e.g. `cuda:sm90`). Nothing is detected and nothing refused: this only
+ * recomputes the keys such a run stored its results under.
+ */
+export function placeGraphOnClass(compiled: TaskGraph, deviceClass: string): TaskGraph {
+  if (deviceClass === 'cpu') return placeUnrefused(compiled, { kind: 'cpu' }, []);
+  // GPU 0 and every GPU a stage pins itself to, so each pinned stage finds its GPU.
+  const pins = compiled.tasks.map((t) => (t.resources.device === undefined ? undefined : parseDevice(t.resources.device)));
+  const highest = Math.max(0, ...pins.map((d) => (d?.kind === 'cuda' ? (d.index ?? 0) : 0)));
+  return placeUnrefused(compiled, { kind: 'cuda' }, Array.from({ length: highest + 1 }, (_, i) => i));
+}
+
+/** Places every task; with none selected nothing refuses (a task that cannot be placed keeps its declared GPUs). */
+function placeUnrefused(compiled: TaskGraph, request: DeviceRequest, machine: readonly number[]): TaskGraph {
+  const placed = placeTasks(compiled.tasks, request, machine, new Set());
+  return placed.ok ? withPlacements(compiled, placed.placements) : compiled;
 }
 
 /** Where a placed task runs, as a plan shows it: the GPU class when it takes a GPU, else 'cpu'. */

@@ -3,12 +3,9 @@
 // runner reads, not the product), with the device of each task off the CPU in text and JSON.
 
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
-import { after, describe, test } from 'node:test';
-import { cfpipeBin, fromRoot } from '../util/paths.js';
+import { readdirSync } from 'node:fs';
+import { describe, test } from 'node:test';
+import { gpuMachines, type Machine } from '../util/gpu-machine.js';
 
 const PIPELINE = `pipeline "plan-device"
 
@@ -24,53 +21,7 @@ stage note: exec {
 }
 `;
 
-const scratch = mkdtempSync(join(tmpdir(), 'cfpipe-plan-device-'));
-after(() => rmSync(scratch, { recursive: true, force: true }));
-
-/** A folder holding an nvidia-smi that lists two H200s of compute capability 9.0. */
-function fakeNvidiaSmi(): string {
-  const dir = join(scratch, 'fake-gpu-bin');
-  mkdirSync(dir, { recursive: true });
-  const script = join(dir, 'nvidia-smi');
-  writeFileSync(
-    script,
-    `#!/bin/sh
-case "$*" in
-  -L) echo "GPU 0: NVIDIA H200 (UUID: GPU-fake-0)"; echo "GPU 1: NVIDIA H200 (UUID: GPU-fake-1)" ;;
-  *compute_cap*) echo "9.0" ;;
-  *) exit 1 ;;
-esac
-`,
-  );
-  chmodSync(script, 0o755);
-  return dir;
-}
-
-function project(): string {
-  const root = mkdtempSync(join(scratch, 'project-'));
-  writeFileSync(join(root, 'package.json'), '{}\n');
-  writeFileSync(join(root, 'p.cf'), PIPELINE);
-  mkdirSync(join(root, 'configs'));
-  copyFileSync(fromRoot('configs', 'default_config.yaml'), join(root, 'configs', 'default_config.yaml'));
-  return root;
-}
-
-type Machine = 'no-gpu' | 'two-h200';
-
-/** The environment of a machine without GPUs, or of one whose nvidia-smi lists two H200s. */
-function machineEnv(machine: Machine): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, CI: '1', NO_COLOR: '1' };
-  delete env['CUDA_VISIBLE_DEVICES'];
-  // An empty CUDA_VISIBLE_DEVICES hides any real GPU from the runner's probe.
-  if (machine === 'no-gpu') env['CUDA_VISIBLE_DEVICES'] = '';
-  else env['PATH'] = `${fakeNvidiaSmi()}${delimiter}${process.env['PATH'] ?? ''}`;
-  return env;
-}
-
-const cfpipe = (root: string, machine: Machine, ...args: string[]) => {
-  const r = spawnSync(process.execPath, [cfpipeBin, ...args], { cwd: root, encoding: 'utf8', env: machineEnv(machine) });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-};
+const { project, cfpipe, dryRunKeys } = gpuMachines('plan-device', PIPELINE);
 
 interface PlanTask {
   id: string;
@@ -84,15 +35,6 @@ function planJson(root: string, machine: Machine, ...args: string[]): Map<string
   const r = cfpipe(root, machine, 'plan', 'p.cf', '--format', 'json', ...args);
   assert.equal(r.code, 0, r.err);
   return new Map((JSON.parse(r.out) as { tasks: PlanTask[] }).tasks.map((t) => [t.id, t]));
-}
-
-/** The keys `cfpipe run --dry-run` announces, by task id. */
-function dryRunKeys(root: string, machine: Machine, ...args: string[]): Map<string, string> {
-  const r = cfpipe(root, machine, 'run', 'p.cf', '--dry-run', '--json', ...args);
-  assert.equal(r.code, 0, r.err);
-  const events = r.out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string; tasks?: { id: string; key: string }[] });
-  const started = events.find((e) => e.type === 'run-started');
-  return new Map((started?.tasks ?? []).map((t) => [t.id, t.key]));
 }
 
 describe('cfpipe plan --device', () => {

@@ -2,17 +2,28 @@
 // cache key covers now and what it covered at its last success, e.g.
 //   config.lr: 2e-06 → 4e-06
 //   input data changed (upstream clean now has key 1a2b3c4d5e6f, was 9f8e7d6c5b4a)
-// Without FILE, the pipeline of the last run is used.
+// Without FILE, the pipeline of the last run is used. Keys are those of `cfpipe run FILE
+// --device D`; a stage whose result exists under another device class is said to be done there.
 
-import { parseArgs } from 'node:util';
 import type { Value } from '../../graph.js';
 import { openStore } from '../../store/store.js';
-import { taskStates } from '../../store/task-state.js';
+import { DEVICE_OPTION, readDeviceFlag } from '../device-option.js';
+import { describeElsewhere, statesOnDevice } from '../device-states.js';
 import type { CliIO } from '../io.js';
-import { errorLine, loadGraph, projectRoot } from './runner-common.js';
+import { errorLine, loadGraph, parseCommandLine, projectRoot } from './runner-common.js';
 
 export const summary = 'explain why a stage will run: what changed since its last success';
-export const help = 'usage: cfpipe explain [FILE] STAGE [--set NAME=VALUE]\n';
+export const help = `usage: cfpipe explain [FILE] STAGE [options]
+
+Why STAGE will run in \`cfpipe run FILE\` on the same --device: what its cache key covers now
+against its last success. Without FILE, the pipeline of the last run. A stage done on another
+device class with these inputs and settings says so ("done on cuda:sm90, not on cpu").
+
+  --set NAME=VALUE     override a param (repeatable)
+  --use STAGE.OUT=PATH provide an output instead of computing it (repeatable)
+  --device D           cpu, cuda, cuda:N or auto (default), as for \`cfpipe run\`: the device
+                       the keys are for; cuda needs a GPU that nvidia-smi -L lists
+`;
 
 /** Numbers the way configs write them (2e-06, 0.5, 1200). */
 export function formatValue(value: Value | undefined): string {
@@ -82,14 +93,18 @@ export function keyDiff(before: { readonly [k: string]: Value }, now: { readonly
 }
 
 export async function run(argv: readonly string[], io: CliIO): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: [...argv], allowPositionals: true, options: { set: { type: 'string', multiple: true, default: [] }, use: { type: 'string', multiple: true, default: [] } } });
-  } catch (error) {
-    errorLine(io, (error as Error).message);
+  const parsed = parseCommandLine(
+    argv,
+    { set: { type: 'string', multiple: true, default: [] }, use: { type: 'string', multiple: true, default: [] }, device: DEVICE_OPTION },
+    io,
+  );
+  if (parsed === undefined) return 2;
+  const { values, positionals } = parsed;
+  const device = readDeviceFlag(values.device);
+  if (!device.ok) {
+    errorLine(io, device.message);
     return 2;
   }
-  const { values, positionals } = parsed;
   let file: string | undefined;
   let stage: string | undefined;
   if (positionals.length >= 2) [file, stage] = positionals;
@@ -114,12 +129,21 @@ export async function run(argv: readonly string[], io: CliIO): Promise<number> {
     return 2;
   }
   const store = openStore(loaded.root, { existingOnly: true });
-  const states = await taskStates(loaded.graph, { root: loaded.root, ...(store ? { store } : {}) });
+  const placed = await statesOnDevice(loaded.graph, loaded.root, store, device.device);
+  if (typeof placed === 'string') {
+    errorLine(io, placed);
+    return 2;
+  }
   for (const task of tasks) {
-    const info = states.get(task.id)!;
+    const info = placed.states.get(task.id)!;
     const head = `${task.id}: ${info.state}`;
     if (info.state === 'fresh') {
       io.stdout(`${head} — nothing changed since its last success\n`);
+      continue;
+    }
+    const done = placed.elsewhere.get(task.id);
+    if (done !== undefined) {
+      io.stdout(`${head} — ${describeElsewhere(done, ' with these inputs and settings')}\n`);
       continue;
     }
     const pointer = store?.latest.get(task.id);

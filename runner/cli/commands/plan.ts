@@ -6,8 +6,7 @@
 import { dirname, resolve } from 'node:path';
 import { compilePipeline, findRoot } from '../../compile/index.js';
 import type { DeviceRequest } from '../../exec/device.js';
-import { placeGraph, taskDevice } from '../../exec/place-graph.js';
-import { selectTasks } from '../../exec/select.js';
+import { placeDefaultRun, taskDevice } from '../../exec/place-graph.js';
 import type { TaskGraph } from '../../graph.js';
 import { buildPlan, planToJson, renderPlanDot, renderPlanMermaid, renderPlanText, type Plan, type StateOracle } from '../../plan/index.js';
 import { toJsonDiagnostic } from '../../../grammar/render.js';
@@ -92,8 +91,7 @@ export async function runPlan(args: readonly string[], io: CliIO, states: Oracle
  * targets) places it, with its keys, states and devices; or why that run would be refused.
  */
 async function planOn(graph: TaskGraph, root: string, device: DeviceRequest, states: OracleSource): Promise<Plan | string> {
-  const selected = selectTasks(graph, {});
-  const placed = selected.ok ? placeGraph(graph, device, selected.selection.tasks) : selected;
+  const placed = placeDefaultRun(graph, device);
   if (!placed.ok) return placed.message;
   const stored = await states(placed.graph, root, placed.gpuDeviceClass);
   return buildPlan(placed.graph, (task, g) => {
