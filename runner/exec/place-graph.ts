@@ -1,6 +1,6 @@
 // A graph placed on this machine: each task's GPUs decided by `--device`, its stage's own
 // `device` and the GPUs the machine has, and the device class the keys of tasks on a GPU carry.
-// `run` and `plan` both place through here, so a plan shows the keys and states a run would use.
+// `run`, `plan`, `status` and `explain` all place through here, so they show the keys and states a run would use.
 
 import type { Task, TaskGraph } from '../graph.js';
 import { needsGpuDetection, parseDevice, placedTask, placeTasks, type DeviceRequest, type Placement } from './device.js';
