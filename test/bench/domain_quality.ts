@@ -4,7 +4,11 @@
 //
 //   npx tsc -p . && node dist/test/bench/domain_quality.js [--base-steps N] [--ar-steps N] [--lr X]
 //        [--ar-lr X] [--clips N] [--samples N] [--directions a,b] [--work DIR] [--normalise]
-import { mkdirSync } from 'node:fs';
+//        [--device cuda] [--colors all|a,b] [--patch N] [--guidances 3,6]
+//   --base-steps and --ar-steps take a comma list of milestones: the base trains on (resuming) to
+//   each milestone and is evaluated there; a fresh AR teacher is trained from every base milestone
+//   through the AR milestones, evaluated at each. One `result {...}` JSON line per evaluation.
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { sample, train, type ModelConfigInput, type SampleOptions, type TrainOptions } from '../../native/index.js';
 import { clip, domainConfig } from '../../runner/domain/clips.js';
@@ -18,8 +22,12 @@ const opt = (name: string, fallback: string): string => {
   return i >= 0 ? (argv[i + 1] ?? fallback) : fallback;
 };
 const flag = (name: string): boolean => argv.includes(`--${name}`);
-const baseSteps = Number(opt('base-steps', '600'));
-const arSteps = Number(opt('ar-steps', '0'));
+const milestones = (name: string, fallback: string): number[] => opt(name, fallback).split(',').map(Number).filter((n) => n > 0);
+const baseMilestones = milestones('base-steps', '600');
+const arMilestones = milestones('ar-steps', '0');
+const device = opt('device', 'cpu') as 'cpu' | 'cuda';
+const patch = Number(opt('patch', '2'));
+const colors = opt('colors', 'red,green,blue,yellow');
 const lr = Number(opt('lr', '2e-3'));
 const arLr = Number(opt('ar-lr', '5e-4'));
 const nClips = Number(opt('clips', '256'));
@@ -32,7 +40,7 @@ const directions = opt('directions', '');
 const reuseBase = flag('reuse-base');
 mkdirSync(work, { recursive: true });
 
-const domain = domainConfig({ frames: 9, height: 16, width: 16, colors: ['red', 'green', 'blue', 'yellow'], ...(directions ? { directions: directions.split(',') } : {}),
+const domain = domainConfig({ frames: 9, height: 16, width: 16, ...(colors === 'all' ? {} : { colors: colors.split(',') }), ...(directions ? { directions: directions.split(',') } : {}),
   ...(opt('size', '') ? { sizeMin: Number(opt('size', '').split(',')[0]), sizeMax: Number(opt('size', '').split(',')[1]) } : {}),
   ...(opt('speed', '') ? { speedMin: Number(opt('speed', '').split(',')[0]), speedMax: Number(opt('speed', '').split(',')[1]) } : {}) });
 console.log(`domain: ${domain.directions.length} directions, size ${domain.sizeMin}..${domain.sizeMax}, speed ${domain.speedMin}..${domain.speedMax}`);
@@ -95,13 +103,13 @@ const allSamples = new Float32Array((nClips + extra) * per);
 allSamples.set(samples);
 for (let i = 0; i < extra; i++) allSamples.set(samples.subarray(((i * 7) % nClips) * per, (((i * 7) % nClips) + 1) * per), (nClips + i) * per);
 const rows = nClips + extra;
-const model = (k: number): ModelConfigInput => ({ preset: 'tiny', framesPerBlock: k, channels: 12, heads: Number(opt('heads', '4')), ropeTheta: Number(opt('rope-theta', '10000')), dim: Number(opt('dim', '64')), layers: Number(opt('layers', '4')), ffnDim: Number(opt('ffn', '256')), freqDim: 32, textDim: 32, textLen: 8, frames: 9, height: 8, width: 8, patchT: 1, patchH: 2, patchW: 2 });
-const common = (k: number): Omit<TrainOptions, 'trainer' | 'steps' | 'data'> => ({ config: model(k), batch, seed: 0, beta2: 0.999, weightDecay: 0.01, timestepShift: Number(opt('shift', '1')), dmdTimestepShift: Number(opt('shift', '1')), threads: 2 });
+const model = (k: number): ModelConfigInput => ({ preset: 'tiny', framesPerBlock: k, channels: 12, heads: Number(opt('heads', '4')), ropeTheta: Number(opt('rope-theta', '10000')), dim: Number(opt('dim', '64')), layers: Number(opt('layers', '4')), ffnDim: Number(opt('ffn', '256')), freqDim: 32, textDim: 32, textLen: 8, frames: 9, height: 8, width: 8, patchT: 1, patchH: patch, patchW: patch });
+const common = (k: number): Omit<TrainOptions, 'trainer' | 'steps' | 'data'> => ({ config: model(k), batch, seed: 0, beta2: 0.999, weightDecay: 0.01, timestepShift: Number(opt('shift', '1')), dmdTimestepShift: Number(opt('shift', '1')), threads: 2, device });
 
 async function evalModel(label: string, weights: string, k: number, extra: Partial<SampleOptions> = {}): Promise<void> {
   const prompts = held.slice(0, nSamples).map((c) => c.prompt);
   const t0 = Date.now();
-  const r = await sample({ mode: 'many_step', config: model(k), weights: { path: weights, prefix: 'generator.' }, count: prompts.length, batch: 8, seed: 0, threads: 2, text: enc.encodeBatch(prompts), textUncond: negative, timestepShift: Number(opt('shift', '1')), numSteps, shift: Number(opt('shift', '1')), guidance, solver: opt('solver', 'unipc') as 'unipc' | 'euler', ...extra });
+  const r = await sample({ mode: 'many_step', config: model(k), weights: { path: weights, prefix: 'generator.' }, count: prompts.length, batch: 8, seed: 0, threads: 2, device, text: enc.encodeBatch(prompts), textUncond: negative, timestepShift: Number(opt('shift', '1')), numSteps, shift: Number(opt('shift', '1')), guidance, solver: opt('solver', 'unipc') as 'unipc' | 'euler', ...extra });
   const videos: LabelledVideo[] = prompts.map((prompt, i) => ({ prompt, video: vae.decodeToVideo(denormalise(r.output!.subarray(i * per, (i + 1) * per)), shape) }));
   const m = evaluateVideos(videos, held);
   const a = m.generated.adherence;
@@ -112,23 +120,31 @@ async function evalModel(label: string, weights: string, k: number, extra: Parti
       console.log(`  ${v.prompt.padEnd(32)} → ${an.color} ${an.shape} ${an.direction} v=(${an.vx.toFixed(2)}, ${an.vy.toFixed(2)}) speed ${an.speed.toFixed(2)} presence ${an.presence.toFixed(2)} cx ${an.frames.map((d) => (d.found ? d.cx.toFixed(1) : '-')).join(' ')}`);
     });
   }
+  console.log(`result ${JSON.stringify({ tag: opt('tag', ''), label, colour: a.color, shape: a.shape, direction: a.direction, smooth: m.generated.temporal.smooth, rmse: m.generated.temporal.motionRmse, fd: m.frechetDistance })}`);
   console.log(`${label}: colour ${a.color.toFixed(3)} shape ${a.shape.toFixed(3)} direction ${a.direction.toFixed(3)} presence ${m.generated.temporal.presence.toFixed(2)} smooth ${m.generated.temporal.smooth.toFixed(2)} rmse ${m.generated.temporal.motionRmse.toFixed(2)} FD ${m.frechetDistance.toFixed(2)} calls ${r.calls?.[0]} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
 }
 
 const basePath = join(work, 'base.safetensors');
-if (!reuseBase) {
-  const r = await train({ ...common(Number(opt('base-k', '9'))), trainer: 'diffusion', causal: false, teacherForcing: false, steps: baseSteps, lr, beta1: 0.9, ...(opt('init-base', '') ? { init: opt('init-base', '') } : {}), data: { count: rows, samples: allSamples, text, textUncond: negative }, outputPath: basePath });
-  console.log(`base: ${baseSteps} steps, loss ${r.loss.toFixed(4)}, ${r.seconds.toFixed(1)} s`);
-}
-if (!flag('skip-base-eval')) {
-  await evalModel('base (full mask)', basePath, 9);
-  if (flag('both-guidance')) await evalModel('base (full mask), guidance 1', basePath, 9, { guidance: 1 });
-}
-if (arSteps > 0) {
-  const arPath = join(work, 'ar.safetensors');
-  const r = await train({ ...common(1), trainer: 'diffusion', causal: true, teacherForcing: true, steps: arSteps, lr: arLr, beta1: 0, init: basePath, data: { count: rows, samples: allSamples, text, textUncond: negative }, outputPath: arPath });
-  console.log(`ar: ${arSteps} steps, loss ${r.loss.toFixed(4)}, ${r.seconds.toFixed(1)} s`);
-  await evalModel('AR teacher (cached, many-step)', arPath, 1);
+const baseData = { count: rows, samples: allSamples, text, textUncond: negative };
+for (const baseSteps of baseMilestones) {
+  if (!reuseBase) {
+    const r = await train({ ...common(Number(opt('base-k', '9'))), trainer: 'diffusion', causal: false, teacherForcing: false, steps: baseSteps, lr, beta1: 0.9, ...(opt('init-base', '') ? { init: opt('init-base', '') } : {}), data: baseData, outputPath: basePath, workDir: join(work, 'base-work'), resume: true, checkpointEvery: baseSteps });
+    console.log(`base: ${baseSteps} steps, loss ${r.loss.toFixed(4)}, ${r.seconds.toFixed(1)} s`);
+  }
+  if (!flag('skip-base-eval')) {
+    await evalModel(`base ${baseSteps} (full mask)`, basePath, 9);
+    if (flag('both-guidance')) await evalModel('base (full mask), guidance 1', basePath, 9, { guidance: 1 });
+  }
+  const arWork = join(work, `ar-work-${baseSteps}`);
+  rmSync(arWork, { recursive: true, force: true });
+  for (const arSteps of arMilestones) {
+    const arPath = join(work, 'ar.safetensors');
+    const r = await train({ ...common(1), trainer: 'diffusion', causal: true, teacherForcing: true, steps: arSteps, lr: arLr, beta1: Number(opt('ar-beta1', '0')), init: basePath, data: baseData, outputPath: arPath, workDir: arWork, resume: true, checkpointEvery: arSteps });
+    console.log(`ar: ${arSteps} steps, loss ${r.loss.toFixed(4)}, ${r.seconds.toFixed(1)} s`);
+    for (const g of opt('guidances', String(guidance)).split(',').map(Number)) {
+      await evalModel(`AR teacher ${baseSteps}/${arSteps} g${g} (cached, many-step)`, arPath, 1, { guidance: g });
+    }
+  }
 }
 
 // The AR model with the GT clean history (teacher forcing at inference): both ODE modes, endpoint slot.
