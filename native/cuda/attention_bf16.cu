@@ -3,13 +3,20 @@
 // that every output element is summed by one thread in a fixed order (no atomics: deterministic).
 //
 // Inputs and outputs stay fp32 in device memory. A pack kernel first rounds Q, K, V (and dO) to
-// bf16 in a head-major workspace [B*H][T rounded up to 64][HDP] (zero rows and columns as padding),
-// so each tile is one contiguous block that cp.async copies into shared memory in 16-byte pieces,
-// the next tile in flight while the current one is used (two buffers). Products use mma.sync
-// m16n8k16 (bf16 x bf16 -> fp32); operands needed transposed are read with ldmatrix.trans. A warp
-// owns 16 rows (queries in the forward and dq pass, keys in the dk/dv pass); a block of 4 warps owns
-// 64 rows. Head dims are zero-padded to HDP = 16 KC (KC in {1, 2, 4, 8}: hd <= 128); larger heads
-// use the fp32 path.
+// bf16 in a head-major workspace [B*H][T rounded up][HDP] (zero rows and columns as padding; query
+// rows to 128, key rows to 64), so each tile is one contiguous block that cp.async copies into
+// shared memory in 16-byte pieces, the next tile in flight while the current one is used (two
+// buffers). Products use mma.sync m16n8k16 (bf16 x bf16 -> fp32) with every operand read from
+// shared memory by ldmatrix.x4 (four 8x8 matrices: one A fragment or the B fragments of two 8-wide
+// column tiles per instruction; .trans where the operand is needed transposed).
+//   forward: a warp owns 32 query rows (two 16-row tiles, so each K/V fragment feeds two mmas), a
+//            block of 4 warps 128 rows; Q fragments are re-read from shared memory per key tile.
+//   dq:      a warp owns 16 query rows (Q and dO fragments kept in registers), a block 64 rows.
+//   dk/dv:   a warp owns 16 key rows, a block 64 keys, walking query tiles of 64.
+// The mask is kept per row as two int32 ranges in shared memory (filled once per block); tiles
+// no row of the block may see are skipped, tiles every row of a warp sees fully skip the masking.
+// exp2 runs as ex2.approx.ftz (softmax scale folded into one FMA). Head dims are zero-padded to
+// HDP = 16 KC (KC in {1, 2, 4, 8}: hd <= 128); larger heads use the fp32 path.
 //
 // Fragment layouts (PTX ISA, mma.m16n8k16 with 16-bit operands), g = lane / 4, t = lane % 4:
 //   A 16x16 (row): a0 = (g, 2t..2t+1), a1 = (g+8, 2t..), a2 = (g, 2t+8..), a3 = (g+8, 2t+8..)
@@ -19,6 +26,7 @@
 #include <cuda_bf16.h>
 
 #include <cmath>
+#include <cstdlib>
 
 #include "cuda/cuda_common.cuh"
 #include "cuda/kernels.h"
@@ -29,9 +37,10 @@ namespace cuda {
 namespace {
 
 using bf16 = __nv_bfloat16;
-constexpr int kFaWarps = 4, kFaRows = 16 * kFaWarps;  // rows of a block (queries or keys)
-constexpr int kFaKeys = 64;                            // keys per tile (forward, dq)
-constexpr int kFaQueries = 32;                         // queries per tile (dk/dv)
+constexpr int kFaWarps = 4, kFaThreads = 32 * kFaWarps;
+constexpr int kBwdRows = 16 * kFaWarps;  // rows of a backward block (queries in dq, keys in dk/dv)
+constexpr int kFaKeys = 64;              // keys per tile (forward, dq)
+constexpr int kFaQueries = 64;           // queries per tile (dk/dv)
 constexpr float kLog2e = 1.4426950408889634f;
 
 __device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
@@ -47,22 +56,45 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
   return *reinterpret_cast<uint32_t*>(&v);
 }
 
-__device__ __forceinline__ uint32_t word(const bf16* p) { return *reinterpret_cast<const uint32_t*>(p); }
-
-// A fragment of the 16x16 block at (m0, k0) of a [m][k] shared array with row stride `ld`.
-__device__ __forceinline__ void frag_a(uint32_t a[4], const bf16* s, int ld, int m0, int k0) {
-  const int g = (threadIdx.x % 32) / 4, t = threadIdx.x % 4;
-  a[0] = word(s + (m0 + g) * ld + k0 + 2 * t);
-  a[1] = word(s + (m0 + g + 8) * ld + k0 + 2 * t);
-  a[2] = word(s + (m0 + g) * ld + k0 + 8 + 2 * t);
-  a[3] = word(s + (m0 + g + 8) * ld + k0 + 8 + 2 * t);
+// 2^x with flush-to-zero (ex2.approx.ftz: -inf -> +0); deterministic like any single instruction.
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
 }
 
-// B fragment of the 16(k)x8(n) block at (k0, n0) of a shared array stored [n][k], row stride `ld`.
-__device__ __forceinline__ void frag_b(uint32_t& b0, uint32_t& b1, const bf16* s, int ld, int n0, int k0) {
-  const int g = (threadIdx.x % 32) / 4, t = threadIdx.x % 4;
-  b0 = word(s + (n0 + g) * ld + k0 + 2 * t);
-  b1 = word(s + (n0 + g) * ld + k0 + 8 + 2 * t);
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const bf16* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+__device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], const bf16* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+
+// A fragment of the 16x16 block at (m0, k0) of a [m][k] shared array (row stride ld): lanes 0-15
+// address rows m0..m0+15 at column k0, lanes 16-31 the same rows at k0 + 8.
+__device__ __forceinline__ void ldsm_a(uint32_t (&a)[4], const bf16* s, int ld, int m0, int k0) {
+  const int lane = threadIdx.x % 32;
+  ldsm_x4(a, s + (m0 + (lane & 15)) * ld + k0 + (lane >> 4) * 8);
+}
+
+// B fragments of the two 16(k)x8(n) blocks at (k0, n0) and (k0, n0 + 8) of a shared array stored
+// [n][k] (row stride ld): b[0], b[1] for columns n0.., b[2], b[3] for n0 + 8..
+__device__ __forceinline__ void ldsm_b2(uint32_t (&b)[4], const bf16* s, int ld, int n0, int k0) {
+  const int lane = threadIdx.x % 32;
+  ldsm_x4(b, s + (n0 + ((lane >> 4) << 3) + (lane & 7)) * ld + k0 + ((lane >> 3) & 1) * 8);
+}
+
+// The same two B blocks from a shared array stored [k][n] (row stride ld), read transposed.
+__device__ __forceinline__ void ldsm_bt2(uint32_t (&b)[4], const bf16* s, int ld, int k0, int n0) {
+  const int lane = threadIdx.x % 32;
+  ldsm_x4_trans(b, s + (k0 + (lane & 15)) * ld + n0 + (lane >> 4) * 8);
 }
 
 // The A fragment of keys/queries 16c..16c+15 from a row of C tiles (two 8-column tiles per chunk).
@@ -73,17 +105,8 @@ __device__ __forceinline__ void c_to_a(uint32_t a[4], const float c0[4], const f
   a[3] = pack2(c1[2], c1[3]);
 }
 
-// B fragment of the 16(k)x8(n) block at (k0, n0) of a shared array stored [k][n] (row stride ld):
-// ldmatrix.trans hands each thread the (2t, 2t+1) pair along k that the mma wants.
-__device__ __forceinline__ void frag_bt(uint32_t& b0, uint32_t& b1, const bf16* s, int ld, int k0, int n0) {
-  const int lane = threadIdx.x % 32;
-  const uint32_t addr = static_cast<uint32_t>(__cvta_generic_to_shared(s + (k0 + (lane & 15)) * ld + n0));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n" : "=r"(b0), "=r"(b1) : "r"(addr));
-}
-
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
-  const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_addr(smem)), "l"(gmem));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
@@ -91,51 +114,64 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
-// s[nt] += A x B over the 8-column tiles nt of B: A is 16 x 16 KC in registers (a[c] = columns
-// 16c..16c+15), B is read from a shared array stored [n][k] (stride ld).
-template <int KC, int NT>
-__device__ __forceinline__ void mma_rows(float (&s)[NT][4], const uint32_t (&a)[KC][4], const bf16* b, int ld) {
-#pragma unroll
-  for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-    for (int c = 0; c < KC; ++c) {
-      uint32_t b0, b1;
-      frag_b(b0, b1, b, ld, 8 * nt, 16 * c);
-      mma16816(s[nt], a[c], b0, b1);
-    }
-}
-
-// The same with A read chunk by chunk from rows m0..m0+15 of a shared [m][k] array (stride lda),
-// which keeps A out of the registers; each s[nt] still sums its chunks in ascending order.
-template <int KC, int NT>
-__device__ __forceinline__ void mma_rows_shared(float (&s)[NT][4], const bf16* a_s, int lda, int m0, const bf16* b,
-                                                int ld) {
+// s[mt][nt] += A_mt x B over the 8-column tiles nt of B, for MT 16-row tiles of A read from rows
+// m0 + 16 mt of a shared [m][k] array (stride lda); B is read from a shared array stored [n][k]
+// (stride ldb). Every s[mt][nt] sums its 16-wide k chunks in ascending order.
+template <int MT, int KC, int NT>
+__device__ __forceinline__ void mma_ab(float (&s)[MT][NT][4], const bf16* a_s, int lda, int m0, const bf16* b_s,
+                                       int ldb) {
+  static_assert(NT % 2 == 0, "column tiles come in pairs");
 #pragma unroll
   for (int c = 0; c < KC; ++c) {
-    uint32_t a[4];
-    frag_a(a, a_s, lda, m0, 16 * c);
+    uint32_t a[MT][4];
 #pragma unroll
-    for (int nt = 0; nt < NT; ++nt) {
-      uint32_t b0, b1;
-      frag_b(b0, b1, b, ld, 8 * nt, 16 * c);
-      mma16816(s[nt], a, b0, b1);
+    for (int mt = 0; mt < MT; ++mt) ldsm_a(a[mt], a_s, lda, m0 + 16 * mt, 16 * c);
+#pragma unroll
+    for (int np = 0; np < NT / 2; ++np) {
+      uint32_t b[4];
+      ldsm_b2(b, b_s, ldb, 16 * np, 16 * c);
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        mma16816(s[mt][2 * np], a[mt], b[0], b[1]);
+        mma16816(s[mt][2 * np + 1], a[mt], b[2], b[3]);
+      }
     }
   }
 }
 
-// acc[nt] += P x B: P is a row of NP C tiles (8 columns each, the k dimension) taken as A
-// fragments in bf16, B is read transposed from a shared array stored [k][n] (stride ld).
-template <int NP, int NO>
-__device__ __forceinline__ void mma_tiles(float (&acc)[NO][4], const float (&p)[NP][4], const bf16* b, int ld) {
+// The same for one 16-row tile of A held in registers (a[c] = columns 16c..16c+15).
+template <int KC, int NT>
+__device__ __forceinline__ void mma_rb(float (&s)[NT][4], const uint32_t (&a)[KC][4], const bf16* b_s, int ldb) {
+#pragma unroll
+  for (int c = 0; c < KC; ++c)
+#pragma unroll
+    for (int np = 0; np < NT / 2; ++np) {
+      uint32_t b[4];
+      ldsm_b2(b, b_s, ldb, 16 * np, 16 * c);
+      mma16816(s[2 * np], a[c], b[0], b[1]);
+      mma16816(s[2 * np + 1], a[c], b[2], b[3]);
+    }
+}
+
+// acc[mt][nt] += P_mt x B: P_mt is a row of NP C tiles (8 columns each, the k dimension) taken as
+// A fragments in bf16, B is read transposed from a shared array stored [k][n] (stride ld).
+template <int MT, int NP, int NO>
+__device__ __forceinline__ void mma_pb(float (&acc)[MT][NO][4], const float (&p)[MT][NP][4], const bf16* b_s, int ld) {
+  static_assert(NP % 2 == 0 && NO % 2 == 0, "tiles come in pairs");
 #pragma unroll
   for (int c = 0; c < NP / 2; ++c) {
-    uint32_t a[4];
-    c_to_a(a, p[2 * c], p[2 * c + 1]);
+    uint32_t a[MT][4];
 #pragma unroll
-    for (int nt = 0; nt < NO; ++nt) {
-      uint32_t b0, b1;
-      frag_bt(b0, b1, b, ld, 16 * c, 8 * nt);
-      mma16816(acc[nt], a, b0, b1);
+    for (int mt = 0; mt < MT; ++mt) c_to_a(a[mt], p[mt][2 * c], p[mt][2 * c + 1]);
+#pragma unroll
+    for (int np = 0; np < NO / 2; ++np) {
+      uint32_t b[4];
+      ldsm_bt2(b, b_s, ld, 16 * c, 16 * np);
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        mma16816(acc[mt][2 * np], a[mt], b[0], b[1]);
+        mma16816(acc[mt][2 * np + 1], a[mt], b[2], b[3]);
+      }
     }
   }
 }
@@ -173,175 +209,195 @@ __global__ void k_pack_heads(bf16* dst, const float* src, int64_t B, int64_t H, 
 }
 
 inline int64_t round64(int64_t n) { return (n + 63) / 64 * 64; }
+inline int64_t round128(int64_t n) { return (n + 127) / 128 * 128; }
 
-// Per-thread view of the mask for its two rows (g and g + 8 of the warp's 16).
-struct RowMask {
-  Ranges r[2];
-  __device__ bool any(int64_t a, int64_t b) const { return r[0].overlaps(a, b) || r[1].overlaps(a, b); }
-  __device__ bool all(int64_t a, int64_t b) const { return r[0].covers(a, b) && r[1].covers(a, b); }
-};
+// ---- masks: one row's visible columns as two int32 ranges [x, y) and [z, w) -------------------
 
-// The mask of this thread's rows g and g + 8 of the warp's 16 (starting at row wr of `rows`): the
-// keys each query row may see (query_rows) or the queries that may see each key row.
-__device__ __forceinline__ RowMask row_mask(const AttnMask& m, int64_t wr, int64_t rows, int64_t cols,
-                                            bool query_rows) {
-  const int g = (threadIdx.x % 32) / 4;
-  RowMask rm;
-#pragma unroll
-  for (int e = 0; e < 2; ++e) {
-    const int64_t i = wr + g + 8 * e;
-    if (i < rows) rm.r[e] = query_rows ? key_ranges(m, i, cols) : query_ranges(m, i, cols);
-  }
-  return rm;
+__device__ __forceinline__ int4 to_int4(const Ranges& r) {
+  return make_int4(int(r.lo0), int(r.hi0), int(r.lo1), int(r.hi1));
+}
+__device__ __forceinline__ bool overlaps(int4 r, int a, int b) {  // [a, b)
+  return (r.x < r.y && r.x < b && a < r.y) || (r.z < r.w && r.z < b && a < r.w);
+}
+__device__ __forceinline__ bool covers(int4 r, int a, int b) {  // [a, b) inside one range
+  return (a >= r.x && b <= r.y) || (a >= r.z && b <= r.w);
+}
+__device__ __forceinline__ bool has(int4 r, int j) { return (j >= r.x && j < r.y) || (j >= r.z && j < r.w); }
+
+// The visible columns of row i (of `rows`): keys of a query row (query_rows) or the queries that
+// see a key row; empty beyond the last row.
+__device__ __forceinline__ int4 row_range(const AttnMask& m, int64_t i, int64_t rows, int64_t cols, bool query_rows) {
+  if (i >= rows) return make_int4(0, 0, 0, 0);
+  return to_int4(query_rows ? key_ranges(m, i, cols) : query_ranges(m, i, cols));
 }
 
 // The first tile start at or after `from` (stepping by `step`) that some row of the block may see,
-// or `end`; a block-wide vote, so every thread of the block must call it.
-__device__ __forceinline__ int64_t next_tile(const RowMask& rm, int64_t from, int64_t end, int step) {
-  for (int64_t j = from; j < end; j += step)
-    if (__syncthreads_or(rm.any(j, j + step))) return j;
+// or `end`; a block-wide vote over each thread's row `mine`, so every thread must call it.
+__device__ __forceinline__ int next_tile(int4 mine, int from, int end, int step) {
+  for (int j = from; j < end; j += step)
+    if (__syncthreads_or(overlaps(mine, j, j + step))) return j;
   return end;
 }
 
-// Sets masked entries of a row of C tiles (columns col0 + 8 nt + 2t + e) to -inf.
-template <int NT>
-__device__ __forceinline__ void apply_mask(float (&s)[NT][4], const RowMask& rm, int64_t col0) {
-  const int t = threadIdx.x % 4;
+// Sets masked entries of MT row tiles of C tiles to -inf: row tile mt holds the rows r0 + 16 mt + g
+// (+ 8) of the block, whose ranges are rr[...]; columns col0 + 8 nt + 2t + e.
+template <int MT, int NT>
+__device__ __forceinline__ void apply_mask(float (&s)[MT][NT][4], const int4* rr, int r0, int col0) {
+  const int g = (threadIdx.x % 32) / 4, t = threadIdx.x % 4;
 #pragma unroll
-  for (int nt = 0; nt < NT; ++nt)
+  for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-    for (int e = 0; e < 4; ++e)
-      if (!rm.r[e / 2].has(col0 + 8 * nt + 2 * t + (e & 1))) s[nt][e] = -INFINITY;
+    for (int e = 0; e < 2; ++e) {
+      const int4 r = rr[r0 + 16 * mt + g + 8 * e];
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+          if (!has(r, col0 + 8 * nt + 2 * t + h)) s[mt][nt][2 * e + h] = -INFINITY;
+    }
 }
 
 // ---- forward ---------------------------------------------------------------------------------
 
-// qp/kp/vp: this call's packed heads (see k_pack_heads), Tqp/Tkp rows per head.
-template <int KC>
-__global__ void __launch_bounds__(32 * kFaWarps)
+// qp/kp/vp: this call's packed heads (see k_pack_heads), Tqp/Tkp rows per head. A warp owns MT
+// 16-row tiles (MT = 2: each K/V fragment feeds two mmas), a block 4 warps: ROWS = 64 MT rows.
+template <int KC, int MT>
+__global__ void __launch_bounds__(kFaThreads, 2)
     k_fa_fwd(float* out, float* lse, const bf16* qp, const bf16* kp, const bf16* vp, int64_t Tqp, int64_t Tkp,
              AttnShape sh, AttnMask mask, float scale) {
   constexpr int HDP = 16 * KC, LD = HDP + 8, NO = 2 * KC, NS = kFaKeys / 8, TILE = kFaKeys * LD;
+  constexpr int ROWS = 16 * MT * kFaWarps, WROWS = 16 * MT;
+  static_assert(ROWS <= kFaThreads, "one mask row per thread");
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  bf16* qs = reinterpret_cast<bf16*>(smem_raw);  // [64][LD]
-  bf16* ks = qs + kFaRows * LD;                  // [2][64 keys][LD]
-  bf16* vs = ks + 2 * TILE;                      // [2][64 keys][LD]
+  int4* rr = reinterpret_cast<int4*>(smem_raw);  // [ROWS] key ranges of the block's rows
+  bf16* qs = reinterpret_cast<bf16*>(rr + ROWS);  // [ROWS][LD]
+  bf16* ks = qs + ROWS * LD;                      // [2][64 keys][LD]
+  bf16* vs = ks + 2 * TILE;                            // [2][64 keys][LD]
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int64_t bh = blockIdx.y, b = bh / sh.H, h = bh % sh.H;
   const int64_t D = sh.H * sh.hd;
-  const int64_t i0 = int64_t(blockIdx.x) * kFaRows, wr = i0 + 16 * warp;
+  const int Tk = int(sh.Tk);
+  const int64_t i0 = int64_t(blockIdx.x) * ROWS;
+  const int w0 = WROWS * warp;  // the warp's first row in the block
   const bf16* kh = kp + bh * Tkp * HDP;
   const bf16* vh = vp + bh * Tkp * HDP;
-  const RowMask rm = row_mask(mask, wr, sh.Tq, sh.Tk, true);
-  load_tile<HDP>(qs, qp + (bh * Tqp + i0) * HDP, kFaRows);
+  load_tile<HDP>(qs, qp + (bh * Tqp + i0) * HDP, ROWS);
   cp_async_commit();
-  int64_t cur = next_tile(rm, 0, sh.Tk, kFaKeys);
-  if (cur < sh.Tk) {
-    load_tile<HDP>(ks, kh + cur * HDP, kFaKeys);
-    load_tile<HDP>(vs, vh + cur * HDP, kFaKeys);
+  // Masks stay in shared memory (read again per tile: fewer registers); other threads read them
+  // after the first barrier (next_tile's vote). `mine`: a row for the block vote, `wmine`: a row of
+  // this warp for the warp votes (the same row when MT = 2).
+  if (threadIdx.x < ROWS) rr[threadIdx.x] = row_range(mask, i0 + threadIdx.x, sh.Tq, sh.Tk, true);
+  const int4* mine = rr + threadIdx.x % ROWS;
+  const int4* wmine = rr + w0 + lane % WROWS;
+  int cur = next_tile(row_range(mask, i0 + threadIdx.x % ROWS, sh.Tq, sh.Tk, true), 0, Tk, kFaKeys);
+  if (cur < Tk) {
+    load_tile<HDP>(ks, kh + int64_t(cur) * HDP, kFaKeys);
+    load_tile<HDP>(vs, vh + int64_t(cur) * HDP, kFaKeys);
   }
   cp_async_commit();
-  cp_async_wait<1>();  // the Q tile
-  __syncthreads();
-  uint32_t qa[KC][4];
+  float o[MT][NO][4] = {};
+  float m[2 * MT], l[2 * MT];
 #pragma unroll
-  for (int c = 0; c < KC; ++c) frag_a(qa[c], qs, LD, 16 * warp, 16 * c);
-  float o[NO][4] = {};
-  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
-  const float sl2 = scale * kLog2e;
-  for (int buf = 0; cur < sh.Tk; buf ^= 1) {
-    const int64_t nxt = next_tile(rm, cur + kFaKeys, sh.Tk, kFaKeys);
-    if (nxt < sh.Tk) {
-      load_tile<HDP>(ks + (buf ^ 1) * TILE, kh + nxt * HDP, kFaKeys);
-      load_tile<HDP>(vs + (buf ^ 1) * TILE, vh + nxt * HDP, kFaKeys);
+  for (int r = 0; r < 2 * MT; ++r) m[r] = -INFINITY, l[r] = 0.f;
+  const float sl2 = scale * kLog2e;  // > 0 (checked on the host): max of s == max of s * sl2
+  for (int buf = 0; cur < Tk; buf ^= 1) {
+    // next_tile's vote is also the barrier after which the other buffer may be refilled.
+    const int nxt = next_tile(*mine, cur + kFaKeys, Tk, kFaKeys);
+    if (nxt < Tk) {
+      load_tile<HDP>(ks + (buf ^ 1) * TILE, kh + int64_t(nxt) * HDP, kFaKeys);
+      load_tile<HDP>(vs + (buf ^ 1) * TILE, vh + int64_t(nxt) * HDP, kFaKeys);
     }
     cp_async_commit();
     cp_async_wait<1>();  // everything but the tile just issued
     __syncthreads();
     const bf16* kb = ks + buf * TILE;
     const bf16* vb = vs + buf * TILE;
-    if (__any_sync(0xffffffffu, rm.any(cur, cur + kFaKeys))) {
-      float s[NS][4] = {};
-      mma_rows(s, qa, kb, LD);
+    if (__any_sync(0xffffffffu, overlaps(*wmine, cur, cur + kFaKeys))) {
+      float s[MT][NS][4] = {};
+      mma_ab<MT, KC, NS>(s, qs, LD, w0, kb, LD);
+      if (!__all_sync(0xffffffffu, covers(*wmine, cur, cur + kFaKeys))) apply_mask<MT, NS>(s, rr, w0, cur);
 #pragma unroll
-      for (int nt = 0; nt < NS; ++nt)
+      for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) s[nt][e] *= sl2;
-      if (!__all_sync(0xffffffffu, rm.all(cur, cur + kFaKeys))) apply_mask(s, rm, cur);
-      float corr[2];
+        for (int e = 0; e < 2; ++e) {
+          const int r = 2 * mt + e;
+          float mx = m[r];
 #pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        float mx = m[r];
+          for (int nt = 0; nt < NS; ++nt) mx = fmaxf(mx, fmaxf(s[mt][nt][2 * e], s[mt][nt][2 * e + 1]));
+          mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+          mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+          const float corr = mx == -INFINITY ? 1.f : fast_exp2((m[r] - mx) * sl2);
+          m[r] = mx;
+          const float base = mx == -INFINITY ? 0.f : mx * sl2;
+          float sum = 0.f;
 #pragma unroll
-        for (int nt = 0; nt < NS; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * r], s[nt][2 * r + 1]));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        corr[r] = mx == -INFINITY ? 1.f : exp2f(m[r] - mx);
-        m[r] = mx;
-        const float base = mx == -INFINITY ? 0.f : mx;
-        float sum = 0.f;
+          for (int nt = 0; nt < NS; ++nt)
 #pragma unroll
-        for (int nt = 0; nt < NS; ++nt) {
-          s[nt][2 * r] = exp2f(s[nt][2 * r] - base);
-          s[nt][2 * r + 1] = exp2f(s[nt][2 * r + 1] - base);
-          sum += s[nt][2 * r] + s[nt][2 * r + 1];
+            for (int hh = 0; hh < 2; ++hh) {
+              const float p = fast_exp2(fmaf(s[mt][nt][2 * e + hh], sl2, -base));
+              s[mt][nt][2 * e + hh] = p;
+              sum += p;
+            }
+          l[r] = l[r] * corr + sum;  // a per-thread partial, summed over the 4 lanes at the end
+#pragma unroll
+          for (int nt = 0; nt < NO; ++nt) o[mt][nt][2 * e] *= corr, o[mt][nt][2 * e + 1] *= corr;
         }
-        l[r] = l[r] * corr[r] + sum;  // a per-thread partial, summed over the 4 lanes at the end
-      }
-#pragma unroll
-      for (int nt = 0; nt < NO; ++nt) {
-        o[nt][0] *= corr[0], o[nt][1] *= corr[0];
-        o[nt][2] *= corr[1], o[nt][3] *= corr[1];
-      }
-      mma_tiles(o, s, vb, LD);
+      mma_pb<MT, NS, NO>(o, s, vb, LD);
     }
-    __syncthreads();  // the buffer is refilled in the next iteration
     cur = nxt;
   }
   cp_async_wait<0>();
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
-    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
-  }
+  for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int64_t i = wr + g + 8 * r;
-    if (i >= sh.Tq) continue;
-    const bool none = !(l[r] > 0.f);
-    const float inv = none ? 0.f : 1.f / l[r];
-    float* orow = out + (b * sh.Tq + i) * D + h * sh.hd;
+    for (int e = 0; e < 2; ++e) {
+      const int r = 2 * mt + e;
+      float lr = l[r];
+      lr += __shfl_xor_sync(0xffffffffu, lr, 1);
+      lr += __shfl_xor_sync(0xffffffffu, lr, 2);
+      const int64_t i = i0 + w0 + 16 * mt + g + 8 * e;
+      if (i >= sh.Tq) continue;
+      const bool none = !(lr > 0.f);
+      const float inv = none ? 0.f : 1.f / lr;
+      float* orow = out + (b * sh.Tq + i) * D + h * sh.hd;
 #pragma unroll
-    for (int nt = 0; nt < NO; ++nt) {
-      const int d = 8 * nt + 2 * t;
-      if (d < sh.hd) orow[d] = o[nt][2 * r] * inv;
-      if (d + 1 < sh.hd) orow[d + 1] = o[nt][2 * r + 1] * inv;
+      for (int nt = 0; nt < NO; ++nt) {
+        const int d = 8 * nt + 2 * t;
+        if (d + 1 < sh.hd) {
+          *reinterpret_cast<float2*>(orow + d) = make_float2(o[mt][nt][2 * e] * inv, o[mt][nt][2 * e + 1] * inv);
+        } else if (d < sh.hd) {
+          orow[d] = o[mt][nt][2 * e] * inv;
+        }
+      }
+      if (t == 0) lse[(b * sh.H + h) * sh.Tq + i] = none ? -INFINITY : (m[r] * sl2 + log2f(lr)) / kLog2e;
     }
-    if (t == 0) lse[(b * sh.H + h) * sh.Tq + i] = none ? -INFINITY : (m[r] + log2f(l[r])) / kLog2e;
-  }
 }
 
 // ---- backward: dq (and D_i = dO_i . O_i, saved for the dk/dv pass) ----------------------------
 
 template <int KC>
-__global__ void __launch_bounds__(32 * kFaWarps)
+__global__ void __launch_bounds__(kFaThreads, 2)
     k_fa_bwd_dq(float* dq, float* dvec, const float* dout, const float* out, const float* lse, const bf16* qp,
                 const bf16* kp, const bf16* vp, const bf16* dop, int64_t Tqp, int64_t Tkp, AttnShape sh,
                 AttnMask mask, float scale) {
   constexpr int HDP = 16 * KC, LD = HDP + 8, NO = 2 * KC, NS = kFaKeys / 8, TILE = kFaKeys * LD;
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  bf16* qs = reinterpret_cast<bf16*>(smem_raw);  // [64][LD] Q
-  bf16* dos = qs + kFaRows * LD;                 // [64][LD] dO
-  bf16* ks = dos + kFaRows * LD;                 // [2][64 keys][LD]
-  bf16* vs = ks + 2 * TILE;                      // [2][64 keys][LD]
+  int4* rr = reinterpret_cast<int4*>(smem_raw);       // [64] key ranges of the block's rows
+  bf16* qs = reinterpret_cast<bf16*>(rr + kBwdRows);  // [64][LD] Q
+  bf16* dos = qs + kBwdRows * LD;                     // [64][LD] dO
+  bf16* ks = dos + kBwdRows * LD;                     // [2][64 keys][LD]
+  bf16* vs = ks + 2 * TILE;                           // [2][64 keys][LD]
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int64_t bh = blockIdx.y, b = bh / sh.H, h = bh % sh.H;
   const int64_t D = sh.H * sh.hd;
-  const int64_t i0 = int64_t(blockIdx.x) * kFaRows, wr = i0 + 16 * warp;
+  const int Tk = int(sh.Tk);
+  const int64_t i0 = int64_t(blockIdx.x) * kBwdRows;
+  const int w0 = 16 * warp;
+  const int64_t wr = i0 + w0;
   const bf16* kh = kp + bh * Tkp * HDP;
   const bf16* vh = vp + bh * Tkp * HDP;
-  load_tile<HDP>(qs, qp + (bh * Tqp + i0) * HDP, kFaRows);
-  load_tile<HDP>(dos, dop + (bh * Tqp + i0) * HDP, kFaRows);
+  load_tile<HDP>(qs, qp + (bh * Tqp + i0) * HDP, kBwdRows);
+  load_tile<HDP>(dos, dop + (bh * Tqp + i0) * HDP, kBwdRows);
   cp_async_commit();
   // D_i in fp32 from the stored dO and O, one warp-wide dot per row.
   const float* dob = dout + b * sh.Tq * D + h * sh.hd;
@@ -357,20 +413,24 @@ __global__ void __launch_bounds__(32 * kFaWarps)
     if (r == g) di[0] = s;
     if (r == g + 8) di[1] = s;
   }
-  RowMask rm;
 #pragma unroll
   for (int e = 0; e < 2; ++e) {
     const int64_t i = wr + g + 8 * e;
-    if (i >= sh.Tq) continue;
-    const float li = lse[(b * sh.H + h) * sh.Tq + i];
-    if (isinf(li)) continue;  // the query saw no key: no gradient
-    l2[e] = li * kLog2e;
-    rm.r[e] = key_ranges(mask, i, sh.Tk);
+    if (i < sh.Tq) l2[e] = lse[(b * sh.H + h) * sh.Tq + i] * kLog2e;  // -inf: the query saw no key
   }
-  int64_t cur = next_tile(rm, 0, sh.Tk, kFaKeys);
-  if (cur < sh.Tk) {
-    load_tile<HDP>(ks, kh + cur * HDP, kFaKeys);
-    load_tile<HDP>(vs, vh + cur * HDP, kFaKeys);
+  // A query that saw no key (lse -inf) gets no gradient: its range is empty.
+  auto range_of = [&](int x) {
+    const int64_t i = i0 + x;
+    if (i >= sh.Tq || isinf(lse[(b * sh.H + h) * sh.Tq + i])) return make_int4(0, 0, 0, 0);
+    return row_range(mask, i, sh.Tq, sh.Tk, true);
+  };
+  const int4 mine = range_of(threadIdx.x % kBwdRows);  // the block vote (rows repeat per 64 threads)
+  const int4 wmine = range_of(w0 + (lane & 15));       // the warp vote
+  if (threadIdx.x < kBwdRows) rr[threadIdx.x] = mine;
+  int cur = next_tile(mine, 0, Tk, kFaKeys);
+  if (cur < Tk) {
+    load_tile<HDP>(ks, kh + int64_t(cur) * HDP, kFaKeys);
+    load_tile<HDP>(vs, vh + int64_t(cur) * HDP, kFaKeys);
   }
   cp_async_commit();
   cp_async_wait<1>();  // Q and dO
@@ -378,41 +438,40 @@ __global__ void __launch_bounds__(32 * kFaWarps)
   uint32_t qa[KC][4], da[KC][4];
 #pragma unroll
   for (int c = 0; c < KC; ++c) {
-    frag_a(qa[c], qs, LD, 16 * warp, 16 * c);
-    frag_a(da[c], dos, LD, 16 * warp, 16 * c);
+    ldsm_a(qa[c], qs, LD, w0, 16 * c);
+    ldsm_a(da[c], dos, LD, w0, 16 * c);
   }
-  float acc[NO][4] = {};
+  float acc[1][NO][4] = {};
   const float sl2 = scale * kLog2e;
-  for (int buf = 0; cur < sh.Tk; buf ^= 1) {
-    const int64_t nxt = next_tile(rm, cur + kFaKeys, sh.Tk, kFaKeys);
-    if (nxt < sh.Tk) {
-      load_tile<HDP>(ks + (buf ^ 1) * TILE, kh + nxt * HDP, kFaKeys);
-      load_tile<HDP>(vs + (buf ^ 1) * TILE, vh + nxt * HDP, kFaKeys);
+  for (int buf = 0; cur < Tk; buf ^= 1) {
+    const int nxt = next_tile(mine, cur + kFaKeys, Tk, kFaKeys);
+    if (nxt < Tk) {
+      load_tile<HDP>(ks + (buf ^ 1) * TILE, kh + int64_t(nxt) * HDP, kFaKeys);
+      load_tile<HDP>(vs + (buf ^ 1) * TILE, vh + int64_t(nxt) * HDP, kFaKeys);
     }
     cp_async_commit();
     cp_async_wait<1>();
     __syncthreads();
     const bf16* kb = ks + buf * TILE;
     const bf16* vb = vs + buf * TILE;
-    if (__any_sync(0xffffffffu, rm.any(cur, cur + kFaKeys))) {
-      float s[NS][4] = {}, dp[NS][4] = {};
-      mma_rows(s, qa, kb, LD);
-      mma_rows(dp, da, vb, LD);
+    if (__any_sync(0xffffffffu, overlaps(wmine, cur, cur + kFaKeys))) {
+      float s[1][NS][4] = {}, dp[NS][4] = {};
+      mma_rb<KC, NS>(s[0], qa, kb, LD);
+      mma_rb<KC, NS>(dp, da, vb, LD);
 #pragma unroll
       for (int nt = 0; nt < NS; ++nt)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) s[nt][e] = s[nt][e] * sl2 - l2[e / 2];
-      if (!__all_sync(0xffffffffu, rm.all(cur, cur + kFaKeys))) apply_mask(s, rm, cur);
+        for (int e = 0; e < 4; ++e) s[0][nt][e] = fmaf(s[0][nt][e], sl2, -l2[e / 2]);
+      if (!__all_sync(0xffffffffu, covers(wmine, cur, cur + kFaKeys))) apply_mask<1, NS>(s, rr, w0, cur);
 #pragma unroll
       for (int nt = 0; nt < NS; ++nt)
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          const float p = exp2f(s[nt][e]);  // 0 where masked (and for rows that saw no key)
-          s[nt][e] = p * (dp[nt][e] - di[e / 2]) * scale;  // dS
+          const float p = fast_exp2(s[0][nt][e]);  // 0 where masked (and for rows that saw no key)
+          s[0][nt][e] = p * (dp[nt][e] - di[e / 2]) * scale;  // dS
         }
-      mma_tiles(acc, s, kb, LD);
+      mma_pb<1, NS, NO>(acc, s, kb, LD);
     }
-    __syncthreads();
     cur = nxt;
   }
   cp_async_wait<0>();
@@ -424,8 +483,8 @@ __global__ void __launch_bounds__(32 * kFaWarps)
 #pragma unroll
     for (int nt = 0; nt < NO; ++nt) {
       const int d = 8 * nt + 2 * t;
-      if (d < sh.hd) row[d] += acc[nt][2 * r];
-      if (d + 1 < sh.hd) row[d + 1] += acc[nt][2 * r + 1];
+      if (d < sh.hd) row[d] += acc[0][nt][2 * r];
+      if (d + 1 < sh.hd) row[d + 1] += acc[0][nt][2 * r + 1];
     }
   }
 }
@@ -435,74 +494,79 @@ __global__ void __launch_bounds__(32 * kFaWarps)
 // gridDim.z splits the queries into ranges of `qsplit`; each split writes its partial dk/dv to
 // `part` ([2][splits][B][Tk][D]) and k_sum_splits adds them in split order (deterministic).
 
-template <int KC>
-__global__ void __launch_bounds__(32 * kFaWarps)
+template <int KC, int NQ>
+__global__ void __launch_bounds__(kFaThreads, 2)
     k_fa_bwd_dkv(float* dk, float* dv, const float* dvec, const float* lse, const bf16* qp, const bf16* kp,
                  const bf16* vp, const bf16* dop, int64_t Tqp, int64_t Tkp, AttnShape sh, AttnMask mask, float scale,
                  int64_t qsplit, float* part) {
-  constexpr int HDP = 16 * KC, LD = HDP + 8, NO = 2 * KC, NS = kFaQueries / 8, TILE = kFaQueries * LD;
+  constexpr int HDP = 16 * KC, LD = HDP + 8, NO = 2 * KC, NS = NQ / 8, TILE = NQ * LD;
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  bf16* ks = reinterpret_cast<bf16*>(smem_raw);  // [64 keys][LD]
-  bf16* vs = ks + kFaRows * LD;                  // [64 keys][LD]
-  bf16* qs = vs + kFaRows * LD;                  // [2][32 queries][LD]
-  bf16* dos = qs + 2 * TILE;                     // [2][32][LD]
-  __shared__ float ls[2][kFaQueries], ds[2][kFaQueries];
+  int4* rr = reinterpret_cast<int4*>(smem_raw);       // [64] query ranges of the block's key rows
+  bf16* ks = reinterpret_cast<bf16*>(rr + kBwdRows);  // [64 keys][LD]
+  bf16* vs = ks + kBwdRows * LD;                      // [64 keys][LD]
+  bf16* qs = vs + kBwdRows * LD;                      // [2][NQ queries][LD]
+  bf16* dos = qs + 2 * TILE;                          // [2][NQ][LD]
+  __shared__ float ls[2][NQ], ds[2][NQ];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int64_t bh = blockIdx.y, b = bh / sh.H, h = bh % sh.H;
   const int64_t D = sh.H * sh.hd, kvs = sh.kv_rows ? sh.kv_rows : sh.Tk;
-  const int64_t j0 = int64_t(blockIdx.x) * kFaRows, wr = j0 + 16 * warp;
+  const int64_t j0 = int64_t(blockIdx.x) * kBwdRows;
+  const int w0 = 16 * warp;
+  const int64_t wr = j0 + w0;
   const bf16* qh = qp + bh * Tqp * HDP;
   const bf16* dh = dop + bh * Tqp * HDP;
-  const RowMask rm = row_mask(mask, wr, sh.Tk, sh.Tq, false);
-  load_tile<HDP>(ks, kp + (bh * Tkp + j0) * HDP, kFaRows);
-  load_tile<HDP>(vs, vp + (bh * Tkp + j0) * HDP, kFaRows);
+  const int4 mine = row_range(mask, j0 + threadIdx.x % kBwdRows, sh.Tk, sh.Tq, false);
+  const int4 wmine = row_range(mask, j0 + w0 + (lane & 15), sh.Tk, sh.Tq, false);
+  if (threadIdx.x < kBwdRows) rr[threadIdx.x] = mine;
+  load_tile<HDP>(ks, kp + (bh * Tkp + j0) * HDP, kBwdRows);
+  load_tile<HDP>(vs, vp + (bh * Tkp + j0) * HDP, kBwdRows);
   cp_async_commit();
   // Starts the query tile at q0 into buffer `buf` (lse and D_i by plain loads).
-  auto fetch = [&](int64_t q0, int buf) {
-    load_tile<HDP>(qs + buf * TILE, qh + q0 * HDP, kFaQueries);
-    load_tile<HDP>(dos + buf * TILE, dh + q0 * HDP, kFaQueries);
-    for (int x = threadIdx.x; x < kFaQueries; x += blockDim.x) {
+  auto fetch = [&](int q0, int buf) {
+    load_tile<HDP>(qs + buf * TILE, qh + int64_t(q0) * HDP, NQ);
+    load_tile<HDP>(dos + buf * TILE, dh + int64_t(q0) * HDP, NQ);
+    for (int x = threadIdx.x; x < NQ; x += blockDim.x) {
       const int64_t i = q0 + x;
       const float li = i < sh.Tq ? lse[(b * sh.H + h) * sh.Tq + i] : -INFINITY;
       ls[buf][x] = isinf(li) ? INFINITY : li * kLog2e;  // +inf: p = 0 for queries that saw no key
       ds[buf][x] = i < sh.Tq ? dvec[(b * sh.H + h) * sh.Tq + i] : 0.f;
     }
   };
-  const int64_t qbeg = int64_t(blockIdx.z) * qsplit, qend = min(sh.Tq, qbeg + qsplit);
-  int64_t cur = next_tile(rm, qbeg, qend, kFaQueries);
+  const int qbeg = int(int64_t(blockIdx.z) * qsplit), qend = int(min(sh.Tq, int64_t(qbeg) + qsplit));
+  int cur = next_tile(mine, qbeg, qend, NQ);
   if (cur < qend) fetch(cur, 0);
   cp_async_commit();
-  float ak[NO][4] = {}, av[NO][4] = {};
+  float ak[1][NO][4] = {}, av[1][NO][4] = {};
   const float sl2 = scale * kLog2e;
   for (int buf = 0; cur < qend; buf ^= 1) {
-    const int64_t nxt = next_tile(rm, cur + kFaQueries, qend, kFaQueries);
+    // The vote is the barrier after which buffer buf ^ 1 (and its ls/ds) may be refilled.
+    const int nxt = next_tile(mine, cur + NQ, qend, NQ);
     if (nxt < qend) fetch(nxt, buf ^ 1);
     cp_async_commit();
     cp_async_wait<1>();
     __syncthreads();
     const bf16* qb = qs + buf * TILE;
     const bf16* db = dos + buf * TILE;
-    if (__any_sync(0xffffffffu, rm.any(cur, cur + kFaQueries))) {
-      float s[NS][4] = {}, dp[NS][4] = {};
-      mma_rows_shared<KC>(s, ks, LD, 16 * warp, qb, LD);
-      mma_rows_shared<KC>(dp, vs, LD, 16 * warp, db, LD);
+    if (__any_sync(0xffffffffu, overlaps(wmine, cur, cur + NQ))) {
+      float s[1][NS][4] = {}, dp[1][NS][4] = {};
+      mma_ab<1, KC, NS>(s, ks, LD, w0, qb, LD);
+      mma_ab<1, KC, NS>(dp, vs, LD, w0, db, LD);
 #pragma unroll
       for (int nt = 0; nt < NS; ++nt)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) s[nt][e] = s[nt][e] * sl2 - ls[buf][8 * nt + 2 * t + (e & 1)];
-      if (!__all_sync(0xffffffffu, rm.all(cur, cur + kFaQueries))) apply_mask(s, rm, cur);
-      float p[NS][4];
+        for (int e = 0; e < 4; ++e) s[0][nt][e] = fmaf(s[0][nt][e], sl2, -ls[buf][8 * nt + 2 * t + (e & 1)]);
+      if (!__all_sync(0xffffffffu, covers(wmine, cur, cur + NQ))) apply_mask<1, NS>(s, rr, w0, cur);
 #pragma unroll
       for (int nt = 0; nt < NS; ++nt)
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          p[nt][e] = exp2f(s[nt][e]);
-          s[nt][e] = p[nt][e] * (dp[nt][e] - ds[buf][8 * nt + 2 * t + (e & 1)]) * scale;  // dS^T
+          const float p = fast_exp2(s[0][nt][e]);
+          s[0][nt][e] = p;
+          dp[0][nt][e] = p * (dp[0][nt][e] - ds[buf][8 * nt + 2 * t + (e & 1)]) * scale;  // dS^T
         }
-      mma_tiles(av, p, db, LD);
-      mma_tiles(ak, s, qb, LD);
+      mma_pb<1, NS, NO>(av, s, db, LD);
+      mma_pb<1, NS, NO>(ak, dp, qb, LD);
     }
-    __syncthreads();
     cur = nxt;
   }
   cp_async_wait<0>();
@@ -519,12 +583,12 @@ __global__ void __launch_bounds__(32 * kFaWarps)
       for (int e = 0; e < 2; ++e) {
         if (d + e >= sh.hd) continue;
         if (part) {
-          part[poff + d + e] = ak[nt][2 * r + e];
-          part[pstride + poff + d + e] = av[nt][2 * r + e];
+          part[poff + d + e] = ak[0][nt][2 * r + e];
+          part[pstride + poff + d + e] = av[0][nt][2 * r + e];
           continue;
         }
-        if (dk) dk[off + d + e] += ak[nt][2 * r + e];
-        if (dv) dv[off + d + e] += av[nt][2 * r + e];
+        if (dk) dk[off + d + e] += ak[0][nt][2 * r + e];
+        if (dv) dv[off + d + e] += av[0][nt][2 * r + e];
       }
     }
   }
@@ -547,22 +611,39 @@ __global__ void k_sum_splits(float* dk, float* dv, const float* part, int64_t sp
 // Query splits of the dk/dv pass: enough blocks for two per multiprocessor of a 132-SM H200
 // (a constant, not read off the device, so results do not depend on the GPU), in whole tiles.
 int64_t dkv_qsplit(const AttnShape& sh) {
-  const int64_t blocks = (round64(sh.Tk) / kFaRows) * sh.B * sh.H, tq = round64(sh.Tq);
+  const int64_t blocks = (round64(sh.Tk) / kBwdRows) * sh.B * sh.H, tq = round64(sh.Tq);
   const int64_t splits = std::max<int64_t>(1, std::min<int64_t>((264 + blocks - 1) / blocks, tq / 256));
   return (tq / splits + kFaQueries - 1) / kFaQueries * kFaQueries;
 }
 
-template <int KC>
-constexpr size_t fwd_smem() {
-  return size_t(5 * kFaRows * (16 * KC + 8)) * sizeof(bf16);  // Q + two K and two V tiles
+template <int KC, int MT>
+constexpr size_t fwd_smem() {  // row ranges, Q + two K and two V tiles
+  return 64 * MT * sizeof(int4) + size_t(64 * MT + 4 * kFaKeys) * (16 * KC + 8) * sizeof(bf16);
 }
 template <int KC>
-constexpr size_t dq_smem() {
-  return size_t(6 * kFaRows * (16 * KC + 8)) * sizeof(bf16);  // Q, dO + two K and two V tiles
+constexpr size_t dq_smem() {  // row ranges, Q, dO + two K and two V tiles
+  return kBwdRows * sizeof(int4) + size_t(2 * kBwdRows + 4 * kFaKeys) * (16 * KC + 8) * sizeof(bf16);
 }
-template <int KC>
-constexpr size_t dkv_smem() {
-  return size_t((2 * kFaRows + 4 * kFaQueries) * (16 * KC + 8)) * sizeof(bf16);  // K, V + two Q, dO tiles
+template <int KC, int NQ>
+constexpr size_t dkv_smem() {  // row ranges, K, V + two Q, dO tiles
+  return kBwdRows * sizeof(int4) + size_t(2 * kBwdRows + 4 * NQ) * (16 * KC + 8) * sizeof(bf16);
+}
+
+// Tile shapes (tuning knobs, read once): CFPIPE_ATTN_FWD_MT = 1 or 2 row tiles per warp in the
+// forward (default 2), CFPIPE_ATTN_DKV_Q = 32 or 64 queries per dk/dv tile (default 64). Results
+// stay deterministic for a given choice (sums run in the same order whatever the tile shape, only
+// the tile boundaries move).
+int env_choice(const char* name, int fallback, int other) {
+  const char* v = std::getenv(name);
+  return v && std::atoi(v) == other ? other : fallback;
+}
+int fwd_mt() {
+  static const int mt = env_choice("CFPIPE_ATTN_FWD_MT", 2, 1);
+  return mt;
+}
+int dkv_q() {
+  static const int nq = env_choice("CFPIPE_ATTN_DKV_Q", 64, 32);
+  return nq;
 }
 
 // Raises a kernel's dynamic shared-memory limit once (above 48 KB needs the opt-in).
@@ -581,12 +662,21 @@ void dispatch_kc(int64_t hd, Fn fn) {
 
 int64_t padded_hd(int64_t hd) { return hd <= 16 ? 16 : hd <= 32 ? 32 : hd <= 64 ? 64 : 128; }
 
-// Packs `T` rows per batch of an fp32 [B, rows_per_b, H*hd] array into dst (see k_pack_heads).
+// Packs `T` rows per batch of an fp32 [B, rows_per_b, H*hd] array into dst as Tp rows per head
+// (see k_pack_heads).
 template <int HDP>
-void pack(cudaStream_t stream, bf16* dst, const float* src, const AttnShape& sh, int64_t T, int64_t rows_per_b) {
-  const int64_t n = sh.B * sh.H * round64(T) * (HDP / 8);
-  k_pack_heads<HDP><<<grid_for(n), kThreads, 0, stream>>>(dst, src, sh.B, sh.H, T, round64(T), rows_per_b, sh.hd);
+void pack(cudaStream_t stream, bf16* dst, const float* src, const AttnShape& sh, int64_t T, int64_t Tp,
+          int64_t rows_per_b) {
+  const int64_t n = sh.B * sh.H * Tp * (HDP / 8);
+  k_pack_heads<HDP><<<grid_for(n), kThreads, 0, stream>>>(dst, src, sh.B, sh.H, T, Tp, rows_per_b, sh.hd);
   check_launch("attention pack (bf16)");
+}
+
+// Rows are indexed in int32 inside the kernels; the softmax scale must be positive (the forward
+// takes the row maximum before scaling).
+void check_bf16_shape(const AttnShape& sh, float scale) {
+  CFP_CHECK(sh.Tq < (int64_t(1) << 30) && sh.Tk < (int64_t(1) << 30), "bf16 attention: sequence too long");
+  CFP_CHECK(scale > 0.f, "bf16 attention needs a positive scale, got %g", double(scale));
 }
 
 }  // namespace
@@ -595,7 +685,7 @@ bool attention_bf16_supports(const AttnShape& sh) { return sh.hd > 0 && sh.hd <=
 
 size_t attention_bf16_workspace(const AttnShape& sh) {
   const int64_t splits = (round64(sh.Tq) + dkv_qsplit(sh) - 1) / dkv_qsplit(sh);
-  const size_t packed = size_t(sh.B * sh.H * padded_hd(sh.hd) * (2 * round64(sh.Tq) + 2 * round64(sh.Tk))) * sizeof(bf16);
+  const size_t packed = size_t(sh.B * sh.H * padded_hd(sh.hd) * (2 * round128(sh.Tq) + 2 * round64(sh.Tk))) * sizeof(bf16);
   const size_t partials = splits > 1 ? size_t(2 * splits * sh.B * sh.Tk * sh.H * sh.hd) * sizeof(float) : 0;
   return packed + partials;
 }
@@ -604,17 +694,23 @@ void attention_forward_bf16(cudaStream_t stream, void* ws, float* out, float* ls
                             const float* v, const AttnShape& sh, const AttnMask& mask, float scale) {
   dispatch_kc(sh.hd, [&](auto kc) {
     constexpr int KC = decltype(kc)::value, HDP = 16 * KC;
-    static bool ready = (allow_smem(k_fa_fwd<KC>, fwd_smem<KC>()), true);
+    static bool ready = (allow_smem(k_fa_fwd<KC, 1>, fwd_smem<KC, 1>()), allow_smem(k_fa_fwd<KC, 2>, fwd_smem<KC, 2>()), true);
     (void)ready;
-    const int64_t Tqp = round64(sh.Tq), Tkp = round64(sh.Tk), kvs = sh.kv_rows ? sh.kv_rows : sh.Tk;
+    check_bf16_shape(sh, scale);
+    const int64_t Tqp = round128(sh.Tq), Tkp = round64(sh.Tk), kvs = sh.kv_rows ? sh.kv_rows : sh.Tk;
     bf16* qp = static_cast<bf16*>(ws);
     bf16* kp = qp + sh.B * sh.H * Tqp * HDP;
     bf16* vp = kp + sh.B * sh.H * Tkp * HDP;
-    pack<HDP>(stream, qp, q, sh, sh.Tq, sh.Tq);
-    pack<HDP>(stream, kp, k, sh, sh.Tk, kvs);
-    pack<HDP>(stream, vp, v, sh, sh.Tk, kvs);
-    dim3 grid(unsigned(Tqp / kFaRows), unsigned(sh.B * sh.H));
-    k_fa_fwd<KC><<<grid, 32 * kFaWarps, fwd_smem<KC>(), stream>>>(out, lse, qp, kp, vp, Tqp, Tkp, sh, mask, scale);
+    pack<HDP>(stream, qp, q, sh, sh.Tq, Tqp, sh.Tq);
+    pack<HDP>(stream, kp, k, sh, sh.Tk, Tkp, kvs);
+    pack<HDP>(stream, vp, v, sh, sh.Tk, Tkp, kvs);
+    if (fwd_mt() == 2) {
+      dim3 grid(unsigned(Tqp / 128), unsigned(sh.B * sh.H));
+      k_fa_fwd<KC, 2><<<grid, kFaThreads, fwd_smem<KC, 2>(), stream>>>(out, lse, qp, kp, vp, Tqp, Tkp, sh, mask, scale);
+    } else {
+      dim3 grid(unsigned(round64(sh.Tq) / 64), unsigned(sh.B * sh.H));
+      k_fa_fwd<KC, 1><<<grid, kFaThreads, fwd_smem<KC, 1>(), stream>>>(out, lse, qp, kp, vp, Tqp, Tkp, sh, mask, scale);
+    }
     check_launch("attention_forward (bf16)");
   });
 }
@@ -624,27 +720,33 @@ void attention_backward_bf16(cudaStream_t stream, void* ws, float* dq, float* dk
                              const float* lse, const AttnShape& sh, const AttnMask& mask, float scale) {
   dispatch_kc(sh.hd, [&](auto kc) {
     constexpr int KC = decltype(kc)::value, HDP = 16 * KC;
-    static bool ready = (allow_smem(k_fa_bwd_dq<KC>, dq_smem<KC>()), allow_smem(k_fa_bwd_dkv<KC>, dkv_smem<KC>()), true);
+    static bool ready = (allow_smem(k_fa_bwd_dq<KC>, dq_smem<KC>()), allow_smem(k_fa_bwd_dkv<KC, 32>, dkv_smem<KC, 32>()),
+                         allow_smem(k_fa_bwd_dkv<KC, 64>, dkv_smem<KC, 64>()), true);
     (void)ready;
-    const int64_t Tqp = round64(sh.Tq), Tkp = round64(sh.Tk), kvs = sh.kv_rows ? sh.kv_rows : sh.Tk;
+    check_bf16_shape(sh, scale);
+    const int64_t Tqp = round128(sh.Tq), Tkp = round64(sh.Tk), kvs = sh.kv_rows ? sh.kv_rows : sh.Tk;
     bf16* qp = static_cast<bf16*>(ws);
     bf16* dop = qp + sh.B * sh.H * Tqp * HDP;
     bf16* kp = dop + sh.B * sh.H * Tqp * HDP;
     bf16* vp = kp + sh.B * sh.H * Tkp * HDP;
-    pack<HDP>(stream, qp, q, sh, sh.Tq, sh.Tq);
-    pack<HDP>(stream, dop, dout, sh, sh.Tq, sh.Tq);
-    pack<HDP>(stream, kp, k, sh, sh.Tk, kvs);
-    pack<HDP>(stream, vp, v, sh, sh.Tk, kvs);
-    dim3 gq(unsigned(Tqp / kFaRows), unsigned(sh.B * sh.H));
-    k_fa_bwd_dq<KC><<<gq, 32 * kFaWarps, dq_smem<KC>(), stream>>>(dq, dvec, dout, out, lse, qp, kp, vp, dop, Tqp, Tkp,
+    pack<HDP>(stream, qp, q, sh, sh.Tq, Tqp, sh.Tq);
+    pack<HDP>(stream, dop, dout, sh, sh.Tq, Tqp, sh.Tq);
+    pack<HDP>(stream, kp, k, sh, sh.Tk, Tkp, kvs);
+    pack<HDP>(stream, vp, v, sh, sh.Tk, Tkp, kvs);
+    dim3 gq(unsigned(round64(sh.Tq) / kBwdRows), unsigned(sh.B * sh.H));
+    k_fa_bwd_dq<KC><<<gq, kFaThreads, dq_smem<KC>(), stream>>>(dq, dvec, dout, out, lse, qp, kp, vp, dop, Tqp, Tkp,
                                                                   sh, mask, scale);
     check_launch("attention_backward dq (bf16)");
     if (dk || dv) {
-      const int64_t qsplit = dkv_qsplit(sh), splits = (Tqp + qsplit - 1) / qsplit;
+      const int64_t qsplit = dkv_qsplit(sh), splits = (round64(sh.Tq) + qsplit - 1) / qsplit;
       float* part = splits > 1 ? reinterpret_cast<float*>(vp + sh.B * sh.H * Tkp * HDP) : nullptr;
-      dim3 gk(unsigned(Tkp / kFaRows), unsigned(sh.B * sh.H), unsigned(splits));
-      k_fa_bwd_dkv<KC><<<gk, 32 * kFaWarps, dkv_smem<KC>(), stream>>>(dk, dv, dvec, lse, qp, kp, vp, dop, Tqp, Tkp, sh,
-                                                                      mask, scale, qsplit, part);
+      dim3 gk(unsigned(Tkp / kBwdRows), unsigned(sh.B * sh.H), unsigned(splits));
+      if (dkv_q() == 64)
+        k_fa_bwd_dkv<KC, 64><<<gk, kFaThreads, dkv_smem<KC, 64>(), stream>>>(dk, dv, dvec, lse, qp, kp, vp, dop, Tqp,
+                                                                              Tkp, sh, mask, scale, qsplit, part);
+      else
+        k_fa_bwd_dkv<KC, 32><<<gk, kFaThreads, dkv_smem<KC, 32>(), stream>>>(dk, dv, dvec, lse, qp, kp, vp, dop, Tqp,
+                                                                              Tkp, sh, mask, scale, qsplit, part);
       check_launch("attention_backward dk/dv (bf16)");
       if (part) {
         k_sum_splits<<<grid_for(sh.B * sh.Tk * sh.H * sh.hd), kThreads, 0, stream>>>(

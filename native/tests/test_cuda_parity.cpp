@@ -290,6 +290,10 @@ void test_attention(Both& x) {
       {"full hd=200", {1, 40, 40, 1, 200, 0}, {}},
       // few keys, many queries: the bf16 dk/dv pass splits the queries and sums partials
       {"cross, query splits hd=64", {1, 600, 40, 2, 64, 0}, {}},
+      // several 128-row query blocks and 64-key tiles, block edges inside tiles (block 70 tokens)
+      {"teacher_forcing multi-tile hd=128", {1, 420, 420, 2, 128, 0}, {MaskKind::teacher_forcing, 70, 210, 0}},
+      {"block_causal multi-tile hd=64", {2, 300, 300, 2, 64, 0}, {MaskKind::block_causal, 100, 0, 0}},
+      {"kv-cache rows, block_causal long hd=128", {1, 150, 400, 2, 128, 450}, {MaskKind::block_causal, 150, 0, 250}},
   };
   for (const Case& c : cases) {
     const AttnShape& s = c.sh;
@@ -540,7 +544,9 @@ int main(int argc, char** argv) {
       {"determinism", [&] { test_determinism(x); }},
       {"objectives", [&] { test_objectives(x); }},
   };
+  const std::string only = argc > 2 ? argv[2] : "";  // optional: run the sections whose name contains it
   for (const auto& s : sections) {
+    if (!only.empty() && std::string(s.first).find(only) == std::string::npos) continue;
     std::printf("%s\n", s.first);
     try {
       s.second();
