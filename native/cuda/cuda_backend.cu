@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <vector>
 
 #include "cuda/cuda_common.cuh"
@@ -124,10 +125,14 @@ class CudaBackend final : public Backend<float> {
     if (precision == CudaPrecision::bf16) {
       const char* g = std::getenv("CFPIPE_CUDA_BF16_GEMM");  // cast (default) or fast, see kernels.h
       gemm_mode_ = g && std::strcmp(g, "fast") == 0 ? GemmMode::bf16_fast : GemmMode::bf16_cast;
+      const char* wc = std::getenv("CFPIPE_CUDA_WEIGHT_CACHE");
+      weight_cache_ = !(wc && std::strcmp(wc, "0") == 0) && std::strcmp(Gemm::engine(), "cublaslt") == 0;
     }
   }
   ~CudaBackend() override {
     cudaStreamSynchronize(stream_);
+    for (auto& kv : weights_)
+      for (WeightCopy& w : kv.second) cudaFree(w.bf16);
     gemm_.reset();
     if (staging_) cudaFreeHost(staging_);
     cudaEventDestroy(staging_done_);
@@ -141,6 +146,59 @@ class CudaBackend final : public Backend<float> {
   void synchronize() { CUDA_OK(cudaStreamSynchronize(stream_)); }
   cudaStream_t stream() const { return stream_; }
 
+  // ---- the bf16 weight cache (bf16 mode) ----
+  // A compact bf16 copy per GEMM weight operand (keyed by address and shape), cast on first use
+  // and again after any write that overlaps the fp32 weight. Weights are written only through the
+  // generic ops (upload, copy, copy2d, fill, add, axpy, axpby, scale, mul_rows, add_bias, a GEMM's
+  // C) and the optimizer ops (AdamW, EMA, clipping), each of which calls wrote(); a new allocation
+  // drops copies of the memory it reuses. CFPIPE_CUDA_WEIGHT_CACHE=0 turns the cache off.
+  void wrote(const float* p, int64_t n) {
+    if (weights_.empty() || n <= 0) return;
+    const uintptr_t lo = reinterpret_cast<uintptr_t>(p), hi = lo + uintptr_t(n) * 4;
+    for (auto it = weights_.lower_bound(lo > max_weight_span_ ? lo - max_weight_span_ : 0);
+         it != weights_.end() && it->first < hi; ++it)
+      for (WeightCopy& w : it->second)
+        if (it->first + w.span > lo) w.valid = false;
+  }
+  const void* weight_bf16(const float* W, int64_t rows, int64_t cols, int64_t ld) {
+    const uintptr_t a = reinterpret_cast<uintptr_t>(W);
+    std::vector<WeightCopy>& at = weights_[a];
+    WeightCopy* w = nullptr;
+    for (WeightCopy& x : at)
+      if (x.rows == rows && x.cols == cols && x.ld == ld) w = &x;
+    if (!w) {
+      WeightCopy x;
+      x.rows = rows, x.cols = cols, x.ld = ld;
+      x.span = uintptr_t((rows - 1) * ld + cols) * 4;
+      CUDA_OK(cudaMalloc(&x.bf16, size_t(rows * cols) * 2));
+      at.push_back(x);
+      w = &at.back();
+      max_weight_span_ = std::max(max_weight_span_, w->span);
+    }
+    if (!w->valid) {
+      gemm_->cast_bf16(w->bf16, W, rows, cols, ld);
+      w->valid = true;
+    }
+    return w->bf16;
+  }
+  void forget_weights(const void* p, size_t bytes) {
+    if (weights_.empty()) return;
+    const uintptr_t lo = reinterpret_cast<uintptr_t>(p), hi = lo + bytes;
+    for (auto it = weights_.lower_bound(lo > max_weight_span_ ? lo - max_weight_span_ : 0);
+         it != weights_.end() && it->first < hi;) {
+      std::vector<WeightCopy>& v = it->second;
+      for (size_t i = 0; i < v.size();) {
+        if (it->first + v[i].span > lo) {
+          cudaFree(v[i].bf16);  // synchronises the device: nothing queued still reads it
+          v.erase(v.begin() + long(i));
+        } else {
+          ++i;
+        }
+      }
+      it = v.empty() ? weights_.erase(it) : std::next(it);
+    }
+  }
+
   // ---- memory ----
   std::shared_ptr<float> alloc(int64_t n) override {
     CFP_CHECK(n >= 0, "cannot allocate %lld elements", static_cast<long long>(n));
@@ -151,6 +209,7 @@ class CudaBackend final : public Backend<float> {
       cudaGetLastError();  // clear the sticky-free error state
       CFP_THROW("out of GPU memory allocating %zu bytes on cuda:%d (%s)", bytes, device_, cudaGetErrorString(e));
     }
+    forget_weights(p, bytes);  // memory of a freed weight may come back: its bf16 copy goes
     cudaStream_t s = stream_;
     return std::shared_ptr<float>(static_cast<float*>(p), [s](float* q) {
       cudaStreamSynchronize(s);  // work queued on the buffer finishes before it is freed
@@ -163,6 +222,7 @@ class CudaBackend final : public Backend<float> {
   // copy that last read it has fired; uploads larger than the ring copy synchronously.
   void upload(float* dst, const float* src, int64_t n) override {
     if (n <= 0) return;
+    wrote(dst, n);
     const size_t bytes = size_t(n) * 4, need = (bytes + 255) / 256 * 256;
     if (need > kStagingBytes || !staging_) {
       CUDA_OK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
@@ -186,9 +246,11 @@ class CudaBackend final : public Backend<float> {
   }
   void copy(float* dst, const float* src, int64_t n) override {
     if (n <= 0 || dst == src) return;
+    wrote(dst, n);
     CUDA_OK(cudaMemcpyAsync(dst, src, size_t(n) * 4, cudaMemcpyDeviceToDevice, stream_));
   }
   void fill(float* x, float value, int64_t n) override {
+    wrote(x, n);
     uint32_t bits;
     std::memcpy(&bits, &value, 4);
     if (bits == 0 && n > 0) {  // +0.0: the copy engine's memset runs at full bandwidth
@@ -200,6 +262,7 @@ class CudaBackend final : public Backend<float> {
   void copy2d(float* dst, int64_t ld_dst, const float* src, int64_t ld_src, int64_t rows, int64_t cols,
               bool accumulate) override {
     if (rows <= 0 || cols <= 0) return;
+    wrote(dst, (rows - 1) * ld_dst + cols);
     if (!accumulate) {
       CUDA_OK(cudaMemcpy2DAsync(dst, size_t(ld_dst) * 4, src, size_t(ld_src) * 4, size_t(cols) * 4, size_t(rows),
                                 cudaMemcpyDeviceToDevice, stream_));
@@ -215,6 +278,7 @@ class CudaBackend final : public Backend<float> {
   void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
             const float* B, int64_t ldb, float beta, float* C, int64_t ldc) override {
     if (M <= 0 || N <= 0) return;
+    wrote(C, (M - 1) * ldc + N);
     if (K <= 0) {  // C = beta C (beta 0 overwrites)
       elems(M * N, [=] __device__(int64_t i) {
         float* c = C + (i / N) * ldc + i % N;
@@ -222,9 +286,14 @@ class CudaBackend final : public Backend<float> {
       });
       return;
     }
-    gemm_->run(gemm_mode_, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    // Weights (the B operand of every ta = false GEMM of the model: x W^T and dy W) in bf16 mode:
+    // their compact bf16 copy is cached across calls and re-cast only after a write to them.
+    const void* b16 = nullptr;
+    if (gemm_mode_ == GemmMode::bf16_cast && !ta && weight_cache_) b16 = weight_bf16(B, tb ? N : K, tb ? K : N, ldb);
+    gemm_->run(gemm_mode_, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, b16);
   }
   void add_bias(float* out, const float* bias, int64_t N, int64_t C) override {
+    wrote(out, N * C);
     if (C % 4 == 0 && aligned16(out, bias)) {
       const int64_t C4 = C / 4;
       elems(N * C4, [=] __device__(int64_t q) {
@@ -245,18 +314,23 @@ class CudaBackend final : public Backend<float> {
 
   // ---- element-wise and reductions ----
   void add(float* out, const float* a, const float* b, int64_t n) override {
+    wrote(out, n);
     elems(n, [=] __device__(int64_t i) { out[i] = a[i] + b[i]; });
   }
   void axpy(float* y, float alpha, const float* x, int64_t n) override {
+    wrote(y, n);
     elems(n, [=] __device__(int64_t i) { y[i] += alpha * x[i]; });
   }
   void axpby(float* out, float alpha, const float* x, float beta, const float* y, int64_t n) override {
+    wrote(out, n);
     elems(n, [=] __device__(int64_t i) { out[i] = alpha * x[i] + beta * y[i]; });
   }
   void scale(float* x, float alpha, int64_t n) override {
+    wrote(x, n);
     elems(n, [=] __device__(int64_t i) { x[i] *= alpha; });
   }
   void mul_rows(float* x, const float* w, int64_t R, int64_t C) override {
+    wrote(x, R * C);
     elems(R * C, [=] __device__(int64_t i) { x[i] *= w[i / C]; });
   }
   double sum_squares(const float* x, int64_t n) override {
@@ -752,6 +826,15 @@ class CudaBackend final : public Backend<float> {
     return vec_buf_;
   }
 
+  struct WeightCopy {
+    int64_t rows = 0, cols = 0, ld = 0;
+    uintptr_t span = 0;  // bytes of the fp32 weight from its address
+    void* bf16 = nullptr;
+    bool valid = false;
+  };
+  std::map<uintptr_t, std::vector<WeightCopy>> weights_;
+  uintptr_t max_weight_span_ = 0;
+  bool weight_cache_ = false;
   std::unique_ptr<Gemm> gemm_;
   GemmMode gemm_mode_ = GemmMode::fp32;
   int device_;
@@ -839,6 +922,7 @@ class CudaOptimOps final : public OptimOps {
     if (!std::isfinite(total)) return total;
     const double coef = max_norm / (total + 1e-6);
     if (coef < 1.0) {
+      be_.wrote(grad, n);
       const float c = static_cast<float>(coef);
       be_.elems(n, [=] __device__(int64_t i) { grad[i] = __fmul_rn(grad[i], c); });
     }
@@ -858,6 +942,9 @@ class CudaOptimOps final : public OptimOps {
     const float neg_step_size = -static_cast<float>(config.lr / bias_correction1);
     const float bc2_sqrt = static_cast<float>(std::sqrt(bias_correction2));
     const float eps = static_cast<float>(config.eps);
+    be_.wrote(s.param, s.n);
+    be_.wrote(s.exp_avg, s.n);
+    be_.wrote(s.exp_avg_sq, s.n);
     float* param = s.param;
     const float* grad = s.grad;
     float* m_buf = s.exp_avg;
@@ -877,6 +964,7 @@ class CudaOptimOps final : public OptimOps {
 
   void ema_update(float* shadow, const float* param, int64_t n, double decay) override {
     CFP_CHECK(decay >= 0.0 && decay <= 1.0, "EMA decay must lie in [0, 1], got %g", decay);
+    be_.wrote(shadow, n);
     const double keep = decay, take = 1.0 - decay;
     be_.elems(n, [=] __device__(int64_t i) {
       shadow[i] = static_cast<float>(__dadd_rn(__dmul_rn(keep, double(shadow[i])), __dmul_rn(take, double(param[i]))));

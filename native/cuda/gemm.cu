@@ -202,20 +202,25 @@ void Gemm::cast_bf16(void* dst, const float* src, int64_t rows, int64_t cols, in
 }
 
 void Gemm::run(GemmMode mode, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-               int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+               int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const void* b16in) {
 #ifdef CFPIPE_HAVE_CUBLASLT
   if (mode == GemmMode::bf16_cast) {
     // The stored matrices (A is [K, M] when ta, B is [N, K] when tb) become compact bf16 copies.
     const int64_t ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
     __nv_bfloat16* a16 = impl_->cast_scratch(0, ar * ac);
-    __nv_bfloat16* b16 = impl_->cast_scratch(1, br * bc);
     cast_bf16(a16, A, ar, ac, lda);
-    cast_bf16(b16, B, br, bc, ldb);
+    const void* b16 = b16in;
+    if (!b16) {
+      __nv_bfloat16* b = impl_->cast_scratch(1, br * bc);
+      cast_bf16(b, B, br, bc, ldb);
+      b16 = b;
+    }
     if (impl_->matmul(mode, ta, tb, M, N, K, alpha, a16, ac, b16, bc, beta, C, ldc)) return;
   } else if (impl_->matmul(mode, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) {
     return;
   }
 #endif
+  (void)b16in;  // the tiled kernel rounds B itself
   dim3 grid(unsigned((N + kTN - 1) / kTN), unsigned((M + kTM - 1) / kTM));
   if (mode == GemmMode::fp32)
     k_gemm_tiled<false><<<grid, 256, 0, impl_->stream>>>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);

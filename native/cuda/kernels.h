@@ -41,8 +41,10 @@ class Gemm {
   ~Gemm();
   Gemm(const Gemm&) = delete;
   Gemm& operator=(const Gemm&) = delete;
+  // b16 (bf16_cast only, optional): B already rounded to a compact bf16 copy (the backend's
+  // weight cache), so only A is cast.
   void run(GemmMode mode, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const void* b16 = nullptr);
   // Bare cuBLASLt on operands already in bf16 (the benchmark's reference); false without cuBLASLt.
   bool run_bf16_operands(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void* A, int64_t lda,
                          const void* B, int64_t ldb, float* C, int64_t ldc);
