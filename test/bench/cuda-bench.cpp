@@ -85,7 +85,7 @@ double copy_bandwidth_gbs(cudaStream_t stream) {
   return 2.0 * double(bytes) / (ms * 1e-3) / 1e9;
 }
 
-void print_profile(const std::vector<OpStat>& ops, double copy_gbs) {
+void print_profile(const std::vector<OpStat>& ops, double copy_gbs, const char* what = "one teacher-forcing step") {
   double total = 0;
   std::map<std::string, double> by_kind_ms, by_kind_work;
   for (const OpStat& o : ops) {
@@ -93,7 +93,7 @@ void print_profile(const std::vector<OpStat>& ops, double copy_gbs) {
     by_kind_ms[o.kind] += o.ms;
     by_kind_work[o.kind] += o.kind == "memory" ? o.bytes : o.flops;
   }
-  std::printf("\nPer-op GPU time of one teacher-forcing step (events around each op; %.2f ms in ops):\n", total);
+  std::printf("\nPer-op GPU time of %s (events around each op; %.2f ms in ops):\n", what, total);
   std::printf("  %-52s %6s %9s %6s %9s %8s\n", "op", "calls", "ms", "%", "TFLOP/s", "%copyBW");
   for (const OpStat& o : ops) {
     if (o.ms < 0.004 * total) continue;
@@ -225,17 +225,39 @@ int main(int argc, char** argv) {
     loss = consistency_distillation_loss(gen, teacher, ema, s, grid, cd, x0.data(), text.data(), text_u.data(), B, F,
                                          3.0, rng);
   });
+  // DMD steps draw their rollout exit index e ~ U{0..3} first (1 + e denoising forwards per block),
+  // so their cost depends on the draws. The PyTorch reference's timed draws (random.Random(7)) are
+  // e = [0, 2, 0] (generator) and [0, 0, 3] (critic): its medians are exit-0 steps. The compared
+  // figures (dmd_gen_ms, dmd_critic_ms) therefore fix e = 0 (a one-step list with the same first
+  // timestep); the engine's own random draws are timed too (dmd_*_random_ms) with the exits printed.
   DmdConfig dc;
   dc.steps = steps;
+  DmdConfig dc0 = dc;
+  dc0.steps = {steps[0]};
   FlowMatchScheduler score_grid(FlowMatchConfig{1000, 8.0, 1.0, 0.0, true});
   score_grid.set_timesteps(1000);
+  std::string exits_g, exits_c;
+  auto peek_exit = [&](std::string& log) {  // the exit index the next rollout draws (its first draw)
+    Philox peek(rng.state());
+    log += std::to_string(peek.uniform_int(static_cast<uint32_t>(dc.steps.size()))) + " ";
+  };
+  const double dmdg_rand_ms = time_ms(*cuda_be, iters, [&] {
+    gen.zero_grad();
+    peek_exit(exits_g);
+    loss = dmd_generator_loss(gen, teacher, ema, s, grid, score_grid, dc, text.data(), text_u.data(), B, F, rng);
+  });
+  const double dmdc_rand_ms = time_ms(*cuda_be, iters, [&] {
+    ema.zero_grad();
+    peek_exit(exits_c);
+    loss = dmd_critic_loss(gen, ema, s, grid, score_grid, dc, text.data(), B, F, rng);
+  });
   const double dmdg_ms = time_ms(*cuda_be, iters, [&] {
     gen.zero_grad();
-    loss = dmd_generator_loss(gen, teacher, ema, s, grid, score_grid, dc, text.data(), text_u.data(), B, F, rng);
+    loss = dmd_generator_loss(gen, teacher, ema, s, grid, score_grid, dc0, text.data(), text_u.data(), B, F, rng);
   });
   const double dmdc_ms = time_ms(*cuda_be, iters, [&] {
     ema.zero_grad();
-    loss = dmd_critic_loss(gen, ema, s, grid, score_grid, dc, text.data(), B, F, rng);
+    loss = dmd_critic_loss(gen, ema, s, grid, score_grid, dc0, text.data(), B, F, rng);
   });
   // Few-step streaming generation: 4 warped steps per block + one cache pass.
   ModelFlowNet net(gen, B, text.data());
@@ -269,19 +291,36 @@ int main(int argc, char** argv) {
     std::snprintf(buf, sizeof buf, ", \"copy_gbs\": %.1f", bw);
     extra += buf;
     if (gemms) gemm_table(ops, *cuda_be, extra);
+    // The DMD critic step (exit 0): per-op GPU time against the step's wall time.
+    ema.zero_grad();
+    cuda_synchronize(*cuda_be);
+    const double w0 = now_ms();
+    prof->start();
+    dmd_critic_loss(gen, ema, s, grid, score_grid, dc0, text.data(), B, F, rng);
+    const std::vector<OpStat> cops = prof->stop();
+    cuda_synchronize(*cuda_be);
+    const double wall = now_ms() - w0;
+    double in_ops = 0;
+    for (const OpStat& o : cops) in_ops += o.ms;
+    std::printf("\nDMD critic step (exit 0), profiled: wall %.2f ms (with event overhead), %.2f ms in ops\n", wall, in_ops);
+    print_profile(cops, bw, "one DMD critic step (exit 0)");
   }
   std::printf("  %-44s %10.2f ms\n", "teacher_forcing_diffusion step", tf_ms);
   std::printf("  %-44s %10.2f ms\n", "ode_regression step", ode_ms);
   std::printf("  %-44s %10.2f ms\n", "consistency_distillation step", cd_ms);
-  std::printf("  %-44s %10.2f ms\n", "dmd_generator step", dmdg_ms);
-  std::printf("  %-44s %10.2f ms\n", "dmd_critic step", dmdc_ms);
+  std::printf("  %-44s %10.2f ms\n", "dmd_generator step (exit 0)", dmdg_ms);
+  std::printf("  %-44s %10.2f ms\n", "dmd_critic step (exit 0)", dmdc_ms);
+  std::printf("  %-44s %10.2f ms (exits drawn: %s)\n", "dmd_generator step (random exit)", dmdg_rand_ms, exits_g.c_str());
+  std::printf("  %-44s %10.2f ms (exits drawn: %s)\n", "dmd_critic step (random exit)", dmdc_rand_ms, exits_c.c_str());
   std::printf("  %-44s %10.2f ms (%.2f latent frames/s)\n", "few-step generation (4 steps)", gen_ms, fps);
   std::printf("  %-44s %10.2f ms\n", "first-block latency (4 forwards)", first_ms);
   std::printf("  (last loss %.4f)\n", loss);
   std::printf("JSON {\"layers\": %lld, \"frames\": %lld, \"height\": %lld, \"width\": %lld, \"tf_ms\": %.4f, "
               "\"ode_ms\": %.4f, \"cd_ms\": %.4f, \"dmd_gen_ms\": %.4f, \"dmd_critic_ms\": %.4f, \"gen_ms\": %.4f, "
-              "\"first_block_ms\": %.4f, \"precision\": \"%s\"%s}\n",
+              "\"first_block_ms\": %.4f, \"dmd_gen_random_ms\": %.4f, \"dmd_critic_random_ms\": %.4f, "
+              "\"precision\": \"%s\"%s}\n",
               (long long)c.layers, (long long)F, (long long)c.height, (long long)c.width, tf_ms, ode_ms, cd_ms,
-              dmdg_ms, dmdc_ms, gen_ms, first_ms, cuda_precision_name(precision), extra.c_str());
+              dmdg_ms, dmdc_ms, gen_ms, first_ms, dmdg_rand_ms, dmdc_rand_ms, cuda_precision_name(precision),
+              extra.c_str());
   return 0;
 }
