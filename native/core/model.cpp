@@ -123,6 +123,10 @@ struct Model<T>::Workspace {
   int64_t T_tok = 0, N = 0, S = 0, Nc = 0, Nh = 0, Sh = 0;  // tokens/sample, tokens, slots, text rows, head rows/slots
   int64_t rope_start = -1;                                  // start frame the RoPE tables were built for
   Tensor<T> rope_cos, rope_sin;                             // [T_tok, hd/2]
+  // Stream plans move their start frame block by block (rollouts revisit the same few): the tables
+  // of each start frame are built once and kept (at most kRopeKeep starts; then rebuilt).
+  static constexpr size_t kRopeKeep = 64;
+  std::map<int64_t, std::pair<Tensor<T>, Tensor<T>>> rope_by_start;
   Tensor<T> t_slots, tfreq, te_h, te_h_act, e, e_act, e0;   // time path
   Tensor<T> ptmp, patches;                                  // patch vectors
   Tensor<T> text_in, ctx_h, ctx_act, ctx;                   // text path (input copied for the backward)
@@ -293,9 +297,26 @@ typename Model<T>::Workspace& Model<T>::workspace_for(const Plan& plan) {
 template <class T>
 void Model<T>::build_rope_tables(Workspace& w, const Plan& plan) {
   if (w.rope_start == plan.start_frame) return;
+  const auto kept = w.rope_by_start.find(plan.start_frame);
+  if (kept != w.rope_by_start.end()) {
+    w.rope_cos = kept->second.first;
+    w.rope_sin = kept->second.second;
+    w.rope_start = plan.start_frame;
+    return;
+  }
   const ModelConfig& c = config_;
   const int64_t half = c.head_dim() / 2, pt = c.rope_pairs_t(), phh = c.rope_pairs_h(), pww = c.rope_pairs_w();
   const int64_t Wp = c.width / c.patch_w, Lf = c.tokens_per_frame();
+  // The frequency of pair j (the same std::pow per pair as computed per token before: same angles).
+  std::vector<double> freq(static_cast<size_t>(half));
+  for (int64_t j = 0; j < half; ++j) {
+    if (j < pt)
+      freq[static_cast<size_t>(j)] = std::pow(c.rope_theta, -2.0 * double(j) / double(2 * pt));
+    else if (j < pt + phh)
+      freq[static_cast<size_t>(j)] = std::pow(c.rope_theta, -2.0 * double(j - pt) / double(2 * phh));
+    else
+      freq[static_cast<size_t>(j)] = std::pow(c.rope_theta, -2.0 * double(j - pt - phh) / double(2 * pww));
+  }
   std::vector<T> cs(static_cast<size_t>(w.T_tok * half)), sn(cs.size());
   for (int64_t tok = 0; tok < w.T_tok; ++tok) {
     const int64_t slot = tok / Lf, l = tok % Lf;
@@ -304,19 +325,19 @@ void Model<T>::build_rope_tables(Workspace& w, const Plan& plan) {
     if (plan.mode == Plan::Mode::stream) f = plan.start_frame + slot;
     const int64_t pos_h = l / Wp, pos_w = l % Wp;
     for (int64_t j = 0; j < half; ++j) {
-      double angle;
-      if (j < pt)
-        angle = double(f) * std::pow(c.rope_theta, -2.0 * double(j) / double(2 * pt));
-      else if (j < pt + phh)
-        angle = double(pos_h) * std::pow(c.rope_theta, -2.0 * double(j - pt) / double(2 * phh));
-      else
-        angle = double(pos_w) * std::pow(c.rope_theta, -2.0 * double(j - pt - phh) / double(2 * pww));
+      const double pos = j < pt ? double(f) : j < pt + phh ? double(pos_h) : double(pos_w);
+      const double angle = pos * freq[static_cast<size_t>(j)];
       cs[static_cast<size_t>(tok * half + j)] = static_cast<T>(std::cos(angle));
       sn[static_cast<size_t>(tok * half + j)] = static_cast<T>(std::sin(angle));
     }
   }
+  if (w.rope_by_start.size() >= Workspace::kRopeKeep) w.rope_by_start.clear();
+  // Fresh buffers per start frame (kept ones are never overwritten).
+  w.rope_cos = backend_.empty({w.T_tok, half});
+  w.rope_sin = backend_.empty({w.T_tok, half});
   backend_.upload(w.rope_cos.data(), cs.data(), static_cast<int64_t>(cs.size()));
   backend_.upload(w.rope_sin.data(), sn.data(), static_cast<int64_t>(sn.size()));
+  w.rope_by_start.emplace(plan.start_frame, std::make_pair(w.rope_cos, w.rope_sin));
   w.rope_start = plan.start_frame;
 }
 
