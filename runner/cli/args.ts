@@ -41,12 +41,17 @@ export function count(command: string, flag: string, value: string | undefined):
 /** Options every pipeline-reading command takes. */
 export const PIPELINE_OPTIONS = {
   set: { type: 'string', multiple: true },
+  params: { type: 'string', multiple: true },
   use: { type: 'string', multiple: true },
   gpus: { type: 'string' },
   root: { type: 'string' },
 } as const satisfies Record<string, OptionSpec>;
 
 export const PIPELINE_OPTIONS_HELP = `  --set NAME=VALUE      set a param (parsed by its declared type); repeatable
+  --params FILE         set params from a YAML file (a preset) of \`name: value\` lines, each value
+                        of its param's type as YAML writes it: \`ar_steps: 12\`, \`tags: [a, b]\`;
+                        repeatable: a later file wins over an earlier one, --set over every file;
+                        e.g. --params configs/presets/gpu.yaml --set ar_steps=20
   --use STAGE.OUTPUT=PATH
                         use an existing artifact instead of computing that output; repeatable
   --gpus N              check GPU requests against N GPUs (default: what nvidia-smi -L lists, else 0)

@@ -15,6 +15,7 @@ import { evaluate } from './evaluate.js';
 import { loadPipeline, plainText } from './load.js';
 import type { CompileOptions } from './options.js';
 import { topologicalOrder } from './order.js';
+import { loadParamFiles } from './param-files.js';
 import { resolveParams } from './params.js';
 import { detectGpus } from './resources.js';
 import { artifactPhrase as article, memberId, provideKey, stageDrafts, stageInfo, type StageInfo, type TaskDraft } from './stages.js';
@@ -88,7 +89,8 @@ export function compilePipeline(path: string, options: CompileOptions = {}): Com
     }
   }
 
-  const params = resolveParams(paramDecls, options.set ?? {}, diagnostics);
+  const paramFiles = loadParamFiles(options.paramFiles ?? [], displayPath, diagnostics, sources);
+  const params = resolveParams(paramDecls, options.set ?? {}, diagnostics, paramFiles);
   const scope: Scope = {
     lookup: (name) => params.values.get(name),
     declared: (name) => params.decls.has(name),

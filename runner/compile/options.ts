@@ -3,6 +3,11 @@
 export interface CompileOptions {
   /** `--set name=value`: param values as typed on the command line, parsed by the param's type. */
   readonly set?: Readonly<Record<string, string>>;
+  /**
+   * `--params FILE`: YAML files of param values (paths relative to the working directory), in
+   * command-line order: a later file wins over an earlier one, `set` over every file.
+   */
+  readonly paramFiles?: readonly string[];
   /** `--use stage.output=path`: provide outputs instead of computing them. */
   readonly use?: Readonly<Record<string, string>>;
   /** GPUs the plan may use; detected with `nvidia-smi -L` when absent (and only when a stage asks). */

@@ -64,7 +64,7 @@ export function resolveStageConfig(request: StageConfigRequest): StageConfig {
   const chosenName = request.display(chosenAbs);
   const chosen = loadYamlFile(chosenAbs, chosenName);
   if (!chosen) {
-    const help = nearbyConfig(chosenAbs, request.path);
+    const help = nearbyYaml(chosenAbs, request.path);
     diagnostics.push({
       severity: 'error',
       code: 'missing-config',
@@ -159,7 +159,8 @@ function locateKey(layers: readonly (Located | undefined)[], key: string): Sourc
   return undefined;
 }
 
-function nearbyConfig(path: string, written: string): string | undefined {
+/** "did you mean `configs/x.yaml`?" for a YAML file that does not exist, from its folder's YAML files. */
+export function nearbyYaml(path: string, written: string): string | undefined {
   try {
     const names = readdirSync(dirname(path)).filter((n) => n.endsWith('.yaml') || n.endsWith('.yml'));
     const best = suggest(basename(path), names);

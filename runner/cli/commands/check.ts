@@ -26,6 +26,7 @@ export async function run(args: readonly string[], io: CliIO): Promise<number> {
   const format = oneOf('check', 'format', values.format, DIAGNOSTIC_FORMATS, 'text');
   const options = {
     set: keyValues('check', 'set', values.set),
+    paramFiles: values.params ?? [],
     use: keyValues('check', 'use', values.use),
     ...(values.gpus !== undefined ? { gpusAvailable: count('check', 'gpus', values.gpus)! } : {}),
     ...(values.root !== undefined ? { root: values.root } : {}),

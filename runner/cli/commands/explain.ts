@@ -10,7 +10,7 @@ import { openStore } from '../../store/store.js';
 import { DEVICE_OPTION, readDeviceFlag } from '../device-option.js';
 import { describeElsewhere, statesOnDevice } from '../device-states.js';
 import type { CliIO } from '../io.js';
-import { errorLine, loadGraph, parseCommandLine, projectRoot } from './runner-common.js';
+import { errorLine, GRAPH_OPTIONS, GRAPH_OPTIONS_HELP, loadGraph, parseCommandLine, projectRoot } from './runner-common.js';
 
 export const summary = 'explain why a stage will run: what changed since its last success';
 export const help = `usage: cfpipe explain [FILE] STAGE [options]
@@ -19,8 +19,7 @@ Why STAGE will run in \`cfpipe run FILE\` on the same --device: what its cache k
 against its last success. Without FILE, the pipeline of the last run. A stage done on another
 device class with these inputs and settings says so ("done on cuda:sm90, not on cpu").
 
-  --set NAME=VALUE     override a param (repeatable)
-  --use STAGE.OUT=PATH provide an output instead of computing it (repeatable)
+${GRAPH_OPTIONS_HELP}
   --device D           cpu, cuda, cuda:N or auto (default), as for \`cfpipe run\`: the device
                        the keys are for; cuda needs a GPU that nvidia-smi -L lists
 `;
@@ -95,7 +94,7 @@ export function keyDiff(before: { readonly [k: string]: Value }, now: { readonly
 export async function run(argv: readonly string[], io: CliIO): Promise<number> {
   const parsed = parseCommandLine(
     argv,
-    { set: { type: 'string', multiple: true, default: [] }, use: { type: 'string', multiple: true, default: [] }, device: DEVICE_OPTION },
+    { ...GRAPH_OPTIONS, device: DEVICE_OPTION },
     io,
   );
   if (parsed === undefined) return 2;
@@ -121,7 +120,7 @@ export async function run(argv: readonly string[], io: CliIO): Promise<number> {
     io.stderr(help);
     return 2;
   }
-  const loaded = loadGraph({ file, set: values.set, use: values.use }, io);
+  const loaded = loadGraph({ file, set: values.set, params: values.params, use: values.use }, io);
   if (loaded === undefined) return 2;
   const tasks = loaded.graph.tasks.filter((t) => t.id === stage || t.stage === stage);
   if (tasks.length === 0) {

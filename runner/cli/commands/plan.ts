@@ -67,6 +67,7 @@ export async function runPlan(args: readonly string[], io: CliIO, states: Oracle
   const root = values.root ?? findRoot(dirname(resolve(file)));
   const result = compilePipeline(file, {
     set: keyValues('plan', 'set', values.set),
+    paramFiles: values.params ?? [],
     use: keyValues('plan', 'use', values.use),
     ...(values.gpus !== undefined ? { gpusAvailable: count('plan', 'gpus', values.gpus)! } : {}),
     root,

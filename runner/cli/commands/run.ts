@@ -8,14 +8,13 @@ import { jsonSink } from '../../ui/json.js';
 import { plainSink } from '../../ui/plain.js';
 import { DEVICE_OPTION, readDeviceFlag } from '../device-option.js';
 import type { CliIO } from '../io.js';
-import { errorLine, loadGraph, parseCommandLine } from './runner-common.js';
+import { errorLine, GRAPH_OPTIONS, GRAPH_OPTIONS_HELP, loadGraph, parseCommandLine } from './runner-common.js';
 
 export const summary = 'run a pipeline: every task not fresh, resuming from checkpoints';
 
 export const help = `usage: cfpipe run FILE [TARGET...] [options]
 
-  --set NAME=VALUE     override a param (repeatable)
-  --use STAGE.OUT=PATH provide an output instead of computing it (repeatable)
+${GRAPH_OPTIONS_HELP}
   --only STAGE         run only this stage (its inputs must already be built)
   --from STAGE         rerun this stage and everything downstream of it
   --force STAGE        rerun this stage even if it is fresh
@@ -33,8 +32,7 @@ export async function run(argv: readonly string[], io: CliIO): Promise<number> {
   const parsed = parseCommandLine(
     argv,
     {
-      set: { type: 'string', multiple: true, default: [] },
-      use: { type: 'string', multiple: true, default: [] },
+      ...GRAPH_OPTIONS,
       only: { type: 'string', multiple: true, default: [] },
       from: { type: 'string', multiple: true, default: [] },
       force: { type: 'string', multiple: true, default: [] },
@@ -74,7 +72,7 @@ export async function run(argv: readonly string[], io: CliIO): Promise<number> {
     errorLine(io, device.message);
     return 2;
   }
-  const loaded = loadGraph({ file, set: values.set, use: values.use }, io);
+  const loaded = loadGraph({ file, set: values.set, params: values.params, use: values.use }, io);
   if (loaded === undefined) return 2;
 
   // A reader that goes away (`cfpipe run … | head`) must not kill the run: output is dropped.

@@ -13,7 +13,20 @@ export interface GraphArgs {
   readonly file: string;
   readonly set: readonly string[];
   readonly use: readonly string[];
+  /** `--params FILE`, in command-line order. */
+  readonly params?: readonly string[];
 }
+
+const repeated = () => ({ type: 'string' as const, multiple: true as const, default: [] as string[] });
+
+/** The options of the commands that compile FILE through loadGraph (run, status, explain). */
+export const GRAPH_OPTIONS = { set: repeated(), params: repeated(), use: repeated() };
+
+export const GRAPH_OPTIONS_HELP = `  --set NAME=VALUE     override a param (repeatable)
+  --params FILE        params from a YAML preset, one \`name: value\` per line, typed as YAML
+                       writes them (repeatable; a later file wins, --set wins over every file),
+                       e.g. --params configs/presets/gpu.yaml
+  --use STAGE.OUT=PATH provide an output instead of computing it (repeatable)`;
 
 function pairs(list: readonly string[], flag: string): Record<string, string> | string {
   const out: Record<string, string> = {};
@@ -34,7 +47,7 @@ export function loadGraph(args: GraphArgs, io: CliIO): { graph: TaskGraph; root:
     return undefined;
   }
   const root = findRoot(dirname(resolve(args.file)));
-  const result = compilePipeline(args.file, { set, use, root });
+  const result = compilePipeline(args.file, { set, use, root, paramFiles: args.params ?? [] });
   if (result.diagnostics.length > 0) {
     io.stderr(renderText(result.diagnostics, result.sources, { color: io.color }));
   }

@@ -9,7 +9,7 @@ import { formatDuration } from '../../ui/format.js';
 import { DEVICE_OPTION, readDeviceFlag } from '../device-option.js';
 import { reasonWithElsewhere, statesOnDevice } from '../device-states.js';
 import type { CliIO } from '../io.js';
-import { errorLine, loadGraph, parseCommandLine, projectRoot } from './runner-common.js';
+import { errorLine, GRAPH_OPTIONS, GRAPH_OPTIONS_HELP, loadGraph, parseCommandLine, projectRoot } from './runner-common.js';
 
 export const summary = 'show the state of every task (fresh, resumable, run) and any run in progress';
 export const help = `usage: cfpipe status [FILE] [options]
@@ -18,8 +18,7 @@ With FILE: each task's state (fresh, resumable, run) and why, with the keys \`cf
 would use on the same --device; a task not done on that device but done on another says so
 ("done on cuda:sm90, not on cpu"). Without FILE: the last attempt of every task in the store.
 
-  --set NAME=VALUE     override a param (repeatable)
-  --use STAGE.OUT=PATH provide an output instead of computing it (repeatable)
+${GRAPH_OPTIONS_HELP}
   --device D           cpu, cuda, cuda:N or auto (default), as for \`cfpipe run\`: the device
                        the keys and states are for; cuda needs a GPU that nvidia-smi -L lists
   --json               { tasks: [{ id, state, detail, key, doneOn? }], running, lastRun }
@@ -29,8 +28,7 @@ export async function run(argv: readonly string[], io: CliIO): Promise<number> {
   const parsed = parseCommandLine(
     argv,
     {
-      set: { type: 'string', multiple: true, default: [] },
-      use: { type: 'string', multiple: true, default: [] },
+      ...GRAPH_OPTIONS,
       device: DEVICE_OPTION,
       json: { type: 'boolean', default: false },
     },
@@ -44,7 +42,7 @@ export async function run(argv: readonly string[], io: CliIO): Promise<number> {
     errorLine(io, device.ok ? 'status --device: name the pipeline its keys are for: cfpipe status FILE --device D' : device.message);
     return 2;
   }
-  const loaded = file !== undefined ? loadGraph({ file, set: values.set, use: values.use }, io) : undefined;
+  const loaded = file !== undefined ? loadGraph({ file, set: values.set, params: values.params, use: values.use }, io) : undefined;
   if (file !== undefined && loaded === undefined) return 2;
   const root = loaded?.root ?? projectRoot();
   const store = openStore(root, { existingOnly: true });
