@@ -18,7 +18,7 @@ export type RunEvent =
   | { readonly type: 'run-started'; readonly time: number; readonly runId: string; readonly pipeline: string; readonly tasks: readonly PlannedTask[] }
   | { readonly type: 'lock-wait'; readonly time: number; readonly holder: string }
   | { readonly type: 'task-cached'; readonly time: number; readonly id: string }
-  | { readonly type: 'task-started'; readonly time: number; readonly id: string; readonly attempt: number; readonly resumeFrom?: number; readonly device: string; readonly log: string }
+  | { readonly type: 'task-started'; readonly time: number; readonly id: string; readonly attempt: number; readonly resumeFrom?: number; readonly device: 'cpu' | 'cuda'; readonly gpus?: readonly number[]; readonly log: string }
   | { readonly type: 'task-progress'; readonly time: number; readonly id: string; readonly step: number; readonly total: number; readonly metrics?: Readonly<Record<string, number>> }
   | { readonly type: 'task-checkpoint'; readonly time: number; readonly id: string; readonly step: number; readonly path: string }
   | { readonly type: 'task-output'; readonly time: number; readonly id: string; readonly output: string; readonly digest: string; readonly size: number; readonly publish?: string }
@@ -42,4 +42,11 @@ export function eventEmitter(sinks: readonly EventSink[]): (payload: RunEventPay
     const event = { ...payload, time: Date.now() } as RunEvent;
     for (const sink of sinks) sink(event);
   };
+}
+
+/** Where a started task runs, as the UIs print it: `cpu`, `cuda (GPU 1)`, `cuda (GPUs 0,1)`. */
+export function deviceLabel(event: Extract<RunEvent, { type: 'task-started' }>): string {
+  const gpus = event.gpus ?? [];
+  if (event.device === 'cpu' || gpus.length === 0) return event.device;
+  return `cuda (GPU${gpus.length > 1 ? 's' : ''} ${gpus.join(',')})`;
 }

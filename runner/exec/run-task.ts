@@ -67,6 +67,7 @@ export async function runAttempt(spec: AttemptSpec): Promise<AttemptOutcome> {
   mkdirSync(workDir, { recursive: true });
   mkdirSync(logDir, { recursive: true });
   const outputs = Object.fromEntries(task.outputs.map((o) => [o.name, join(tmpDir, o.name)]));
+  // The worker sees only its own GPUs (CUDA_VISIBLE_DEVICES below), so to it a GPU task runs on cuda:0.
   const device = spec.gpuIds.length > 0 ? 'cuda:0' : 'cpu';
   const startedAt = Date.now();
   let record: TaskRecord = {
@@ -112,7 +113,7 @@ export async function runAttempt(spec: AttemptSpec): Promise<AttemptOutcome> {
   });
   closeSync(logFd);
   spec.onWorker(worker);
-  emit({ type: 'task-started', id: task.id, attempt: spec.attempt, ...(spec.previous?.lastCheckpoint ? { resumeFrom: spec.previous.lastCheckpoint.step } : {}), device, log: logPath });
+  emit({ type: 'task-started', id: task.id, attempt: spec.attempt, ...(spec.previous?.lastCheckpoint ? { resumeFrom: spec.previous.lastCheckpoint.step } : {}), device: spec.gpuIds.length > 0 ? 'cuda' : 'cpu', ...(spec.gpuIds.length > 0 ? { gpus: spec.gpuIds } : {}), log: logPath });
 
   let failure: string | undefined;
   let reportedFinished = false;

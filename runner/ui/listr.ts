@@ -3,7 +3,7 @@
 // imported only here, and this module only when a TTY interface is wanted (it costs startup).
 
 import { Listr, type ListrTaskWrapper } from 'listr2';
-import type { EventSink, PlannedTask, RunEvent } from '../events.js';
+import { deviceLabel, type EventSink, type PlannedTask, type RunEvent } from '../events.js';
 import { bar, eta, formatDuration, formatMetrics } from './format.js';
 
 interface Row {
@@ -40,7 +40,7 @@ export function listrInterface(out: NodeJS.WriteStream): ListrInterface {
       case 'task-started':
         row.startedAt = event.time;
         t.title = `${row.planned.id}${event.resumeFrom !== undefined ? ` (resumed at step ${event.resumeFrom})` : ''}${event.attempt > 1 ? ` (attempt ${event.attempt})` : ''}`;
-        t.output = `starting on ${event.device}`;
+        t.output = `starting on ${deviceLabel(event)}`;
         break;
       case 'task-progress': {
         row.firstStep ??= event.step;

@@ -2,7 +2,7 @@
 // cursor movement, progress only at each 10% and at most every 10 s per task, checkpoints at
 // most every 10 s per task.
 
-import type { EventSink, RunEvent } from '../events.js';
+import { deviceLabel, type EventSink, type RunEvent } from '../events.js';
 import { eta, fit, formatBytes, formatDuration, formatMetrics } from './format.js';
 
 export interface PlainOptions {
@@ -47,7 +47,7 @@ export function plainSink(out: NodeJS.WritableStream, options: PlainOptions): Ev
         break;
       case 'task-started':
         progress.set(event.id, { startedAt: event.time, firstStep: undefined, lastDecile: -1, lastPrinted: 0, lastCheckpointPrinted: 0 });
-        line('start', event.id, `${event.attempt > 1 ? `attempt ${event.attempt} ` : ''}${event.resumeFrom !== undefined ? `from step ${event.resumeFrom} ` : ''}on ${event.device}`);
+        line('start', event.id, `${event.attempt > 1 ? `attempt ${event.attempt} ` : ''}${event.resumeFrom !== undefined ? `from step ${event.resumeFrom} ` : ''}on ${deviceLabel(event)}`);
         break;
       case 'task-progress': {
         const p = progress.get(event.id);
