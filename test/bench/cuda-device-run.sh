@@ -11,6 +11,7 @@
 #   mkdir -p .devrun && tar -cf - --exclude=node_modules/node --exclude=node_modules/typescript \
 #     --exclude=node_modules/@typescript --exclude=node_modules/@types node_modules dist | xz -T2 > .devrun/rt.tar.xz
 # Device call: carry [.devnode, .devrun], command: bash test/bench/cuda-device-run.sh [budget_s=560] [stages]
+#   PIPELINE_ARGS='--params configs/presets/gpu.yaml' selects the GPU preset for the pipeline stage.
 #   stages: a comma list of build,ctest,node,probe,pipeline,bench (default: all)
 set -u
 budget=${1:-560}
@@ -57,7 +58,8 @@ if want pipeline && [ "$(left)" -gt 90 ]; then
   # PIPELINE_NODE_OPTIONS=--jitless works around Node's exit-time deadlock (nodejs/node#54918:
   # process.exit joins a V8 worker parked in a concurrent compile job), seen here as a worker that
   # finished its GPU task and never exited.
-  NODE_OPTIONS="${PIPELINE_NODE_OPTIONS:-}" node dist/test/bench/pipeline_wall.js pipelines/framewise.cf --device cuda --keep /tmp/cfpipe-gpu-project > "$out/pipeline.log" 2>&1 &
+  # shellcheck disable=SC2086
+  NODE_OPTIONS="${PIPELINE_NODE_OPTIONS:-}" node dist/test/bench/pipeline_wall.js pipelines/framewise.cf --device cuda ${PIPELINE_ARGS:-} --keep /tmp/cfpipe-gpu-project > "$out/pipeline.log" 2>&1 &
   pid=$!
   t0=$(date +%s)
   while kill -0 $pid 2>/dev/null && [ $(( $(date +%s) - t0 )) -lt $limit ]; do sleep 2; done
@@ -70,6 +72,8 @@ if want pipeline && [ "$(left)" -gt 90 ]; then
     kill -TERM $pid; sleep 3; pkill -TERM -P $pid 2>/dev/null
   fi
   cat "$out/pipeline.log" | tail -40
+  # The published videos (GIFs named after their prompts) and the report, to look at.
+  tar -C /tmp/cfpipe-gpu-project -cf "$out/published.tar" videos reports 2>/dev/null
 fi
 if want bench && [ "$(left)" -gt 120 ]; then
   stamp "GPU benchmark"

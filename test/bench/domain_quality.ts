@@ -145,6 +145,15 @@ for (const baseSteps of baseMilestones) {
       await evalModel(`AR teacher ${baseSteps}/${arSteps} g${g} (cached, many-step)`, arPath, 1, { guidance: g });
     }
   }
+  // --bidi-from-ar N: a bidirectional model fine-tuned (full mask, one noise level per clip) from
+  // the last AR teacher — a candidate "stronger bidirectional model" for DMD's real score.
+  const bidiSteps = Number(opt('bidi-from-ar', '0'));
+  if (bidiSteps > 0 && arMilestones.length > 0) {
+    const bidiPath = join(work, 'bidi.safetensors');
+    const r = await train({ ...common(9), trainer: 'diffusion', causal: false, teacherForcing: false, steps: bidiSteps, lr: Number(opt('bidi-lr', String(arLr))), beta1: 0.9, init: join(work, 'ar.safetensors'), data: baseData, outputPath: bidiPath });
+    console.log(`bidi from AR: ${bidiSteps} steps, loss ${r.loss.toFixed(4)}, ${r.seconds.toFixed(1)} s`);
+    for (const g of opt('guidances', String(guidance)).split(',').map(Number)) await evalModel(`bidirectional from AR ${baseSteps}/${arMilestones.at(-1)}+${bidiSteps} g${g} (full mask)`, bidiPath, 9, { guidance: g });
+  }
 }
 
 // The AR model with the GT clean history (teacher forcing at inference): both ODE modes, endpoint slot.
