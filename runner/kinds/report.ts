@@ -18,19 +18,22 @@ export function renderReport(title: string, metrics: readonly MetricsJson[], vid
   const lines: string[] = [`# ${title}`, ''];
   const ref = metrics[0]?.reference;
   lines.push(
-    '| model | videos | colour | shape | direction | all three | identity | smooth motion | dynamic degree (× real) | Fréchet distance | network calls / video |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| model | videos | colour | shape | direction | all three | identity | smooth motion | dynamic degree (× real) | Fréchet distance | network calls / video | generation s / video |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   );
   for (const m of metrics) {
     const a = m.adherence;
     const t = m.temporal_consistency;
-    const calls = m.sampling.network_calls_per_video ?? m.sampling.nfe ?? '–';
-    lines.push(`| ${m.label} | ${m.videos} | ${f3(a.color)} | ${f3(a.shape)} | ${f3(a.direction)} | ${f3(a.all)} | ${f3(t.identity)} | ${f3(t.smooth)} | ${f3(m.dynamic_degree.ratio)} | ${m.frechet_distance.toFixed(4)} | ${calls} |`);
+    // infer writes forward_calls_per_video; video sets from elsewhere may name it otherwise.
+    const calls = m.sampling.forward_calls_per_video ?? m.sampling.network_calls_per_video ?? m.sampling.nfe ?? '–';
+    const seconds = m.sampling.generation_seconds_per_video;
+    const perVideo = seconds === undefined || !Number.isFinite(Number(seconds)) ? '–' : Number(seconds).toFixed(3);
+    lines.push(`| ${m.label} | ${m.videos} | ${f3(a.color)} | ${f3(a.shape)} | ${f3(a.direction)} | ${f3(a.all)} | ${f3(t.identity)} | ${f3(t.smooth)} | ${f3(m.dynamic_degree.ratio)} | ${m.frechet_distance.toFixed(4)} | ${calls} | ${perVideo} |`);
   }
   if (ref !== undefined) {
     const a = ref.adherence;
     const t = ref.temporal_consistency;
-    lines.push(`| *held-out real clips* | ${ref.videos} | ${f3(a.color)} | ${f3(a.shape)} | ${f3(a.direction)} | ${f3(a.all)} | ${f3(t.identity)} | ${f3(t.smooth)} | 1.000 | 0 | – |`);
+    lines.push(`| *held-out real clips* | ${ref.videos} | ${f3(a.color)} | ${f3(a.shape)} | ${f3(a.direction)} | ${f3(a.all)} | ${f3(t.identity)} | ${f3(t.smooth)} | 1.000 | 0 | – | – |`);
   }
   lines.push(
     '',

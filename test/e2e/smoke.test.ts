@@ -179,6 +179,9 @@ test('smoke: the fetch copied the project file, the exec counted the prompts, th
   assert.equal(Number(readFileSync(outputFile('count_prompts', 'count'), 'utf8').trim()), lines);
   const text = readFileSync(outputFile('summary', 'summary'), 'utf8');
   for (const label of ['base, trained', 'base, untrained', 'DMD student, 4-step', 'CD student, 4-step']) assert.ok(text.includes(label), `the report names ${label}`);
+  // Each model's row ends with its network calls and generation seconds per video (from infer's metadata).
+  const dmdRow = text.split('\n').find((l) => l.startsWith('| DMD student, 4-step'));
+  assert.match(dmdRow ?? '', /\| \d+ \| \d+\.\d{3} \|$/, `the DMD row shows calls and seconds per video: ${dmdRow}`);
 });
 
 test('smoke: a second cfpipe run is a no-op (every task fresh, nothing started)', { timeout: BUDGET_MIN * 60_000 }, async () => {
