@@ -133,4 +133,23 @@ inline int finish(const char* suite) {
   return 0;
 }
 
+/** Wan's head dim 128 at a size that runs in seconds (GEMMs of a few hundred): the "mid" model of
+ *  the GPU parity test and of the PyTorch reference's weight dump (cuda/tools/cfpipe_ref_dump). */
+inline cfp::ModelConfig mid_config() {
+  cfp::ModelConfig c;
+  c.channels = 16;
+  c.dim = 256;
+  c.heads = 2;
+  c.ffn_dim = 512;
+  c.layers = 2;
+  c.freq_dim = 64;
+  c.text_dim = 64;
+  c.text_len = 16;
+  c.frames = 6;
+  c.height = 16;
+  c.width = 16;
+  c.frames_per_block = 3;
+  return c;
+}
+
 }  // namespace cfp_test

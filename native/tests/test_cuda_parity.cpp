@@ -319,23 +319,6 @@ void test_attention(Both& x) {
 
 // ---- the model -------------------------------------------------------------------------------
 
-ModelConfig mid_config() {
-  ModelConfig c;  // head dim 128 (Wan's), GEMMs of a few hundred
-  c.channels = 16;
-  c.dim = 256;
-  c.heads = 2;
-  c.ffn_dim = 512;
-  c.layers = 2;
-  c.freq_dim = 64;
-  c.text_dim = 64;
-  c.text_len = 16;
-  c.frames = 6;
-  c.height = 16;
-  c.width = 16;
-  c.frames_per_block = 3;
-  return c;
-}
-
 struct ModelPair {
   std::unique_ptr<Model<float>> c, g;
   ModelPair(Both& x, const ModelConfig& cfg, uint64_t seed)

@@ -35,10 +35,12 @@ int main() {
 #include "core/rng.h"
 #include "core/safetensors.h"
 #include "core/trainer.h"
+#include "trainer_test_util.h"
 #include "cpu/cpu_backend.h"
 #include "cuda/cuda_backend.h"
 
 using namespace cfp;
+using namespace cfp_test;
 
 namespace {
 
@@ -129,26 +131,6 @@ class Recorder : public JobContext {
   int64_t stop_after_, last_ = 0;
 };
 
-std::string temp_dir(const char* tag) {
-  char tmpl[256];
-  std::snprintf(tmpl, sizeof tmpl, "/tmp/cfp-cuda-train-%s-XXXXXX", tag);
-  const char* d = mkdtemp(tmpl);
-  CFP_CHECK(d != nullptr, "mkdtemp failed");
-  return d;
-}
-
-std::string write_weights(const std::string& dir, const ModelConfig& c, uint64_t seed) {
-  auto be = make_cpu_backend<float>(1);
-  Model<float> m(*be, c);
-  m.init(seed);
-  std::vector<TensorRef> refs;
-  for (const ParamEntry& e : m.param_table())
-    refs.push_back({std::string(kGeneratorPrefix) + e.name, DType::F32, e.shape, m.params().data() + e.offset});
-  const std::string path = dir + "/init-" + std::to_string(seed) + ".safetensors";
-  write_checked_safetensors(path, refs, {}, "weights", 0);
-  return path;
-}
-
 struct Setup {
   TrainOptions o;
   TrainData d;
@@ -184,18 +166,18 @@ Setup make_setup(Trainer t, const std::string& dir) {
     case Trainer::consistency_distillation:
       d.samples = normals(5, size_t(d.count * clip), 0.5f);
       o.cd_steps = 6;
-      o.init = {write_weights(dir, c, 21), ""};
+      o.init = {write_seeded_weights(dir, c, 21), ""};
       break;
     case Trainer::ode:
       d.slots = 6;
       d.samples = normals(6, size_t(d.count * d.slots * clip), 0.5f);
-      o.init = {write_weights(dir, c, 21), ""};
+      o.init = {write_seeded_weights(dir, c, 21), ""};
       break;
     case Trainer::score_distillation: {
       ModelConfig score = c;
       score.frames_per_block = c.frames;
-      o.init = {write_weights(dir, c, 21), ""};
-      o.real_score = {write_weights(dir, score, 22), ""};
+      o.init = {write_seeded_weights(dir, c, 21), ""};
+      o.real_score = {write_seeded_weights(dir, score, 22), ""};
       o.dfake_gen_update_ratio = 2;
       break;
     }
@@ -204,7 +186,7 @@ Setup make_setup(Trainer t, const std::string& dir) {
 }
 
 void test_trainer(Trainer t) {
-  const std::string root = temp_dir(trainer_name(t));
+  const std::string root = temp_dir("cuda-train", trainer_name(t));
   Setup s = make_setup(t, root);
   // CPU vs GPU, 10 steps.
   TrainOptions cpu = s.o;

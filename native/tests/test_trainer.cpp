@@ -13,6 +13,7 @@
 #include "core/checkpoint.h"
 #include "core/rng.h"
 #include "core/trainer.h"
+#include "trainer_test_util.h"
 #include "cpu/cpu_backend.h"
 #include "math_test_util.h"
 
@@ -38,14 +39,6 @@ ModelConfig small_config(int64_t k) {
   return c;
 }
 
-std::string temp_dir(const char* tag) {
-  char tmpl[256];
-  std::snprintf(tmpl, sizeof tmpl, "/tmp/cfp-trainer-%s-XXXXXX", tag);
-  const char* d = mkdtemp(tmpl);
-  if (!d) std::abort();
-  return d;
-}
-
 std::vector<float> normals(uint64_t seed, size_t n, float scale = 1.0f) {
   std::vector<float> v(n);
   philox_fill_normal({seed, 0, 0}, v.data(), n, 0.0f, scale);
@@ -68,18 +61,6 @@ class Recorder : public JobContext {
   int64_t stop_after_;
   int64_t last_step_ = 0;
 };
-
-// A seeded model's weights as a checkpoint file with the generator. prefix.
-std::string write_weights(const std::string& dir, const ModelConfig& c, uint64_t seed) {
-  auto be = make_cpu_backend<float>(1);
-  Model<float> m(*be, c);
-  m.init(seed);
-  std::vector<TensorRef> refs;
-  for (const ParamEntry& e : m.param_table()) refs.push_back({std::string(kGeneratorPrefix) + e.name, DType::F32, e.shape, m.params().data() + e.offset});
-  const std::string path = dir + "/init-" + std::to_string(seed) + ".safetensors";
-  write_checked_safetensors(path, refs, {}, "weights", 0);
-  return path;
-}
 
 struct Setup {
   TrainOptions options;
@@ -115,18 +96,18 @@ Setup make_setup(Trainer trainer, const std::string& dir) {
     case Trainer::consistency_distillation:
       d.samples = normals(5, static_cast<size_t>(d.count * clip), 0.5f);
       o.cd_steps = 6;
-      o.init = {write_weights(dir, c, 21), ""};
+      o.init = {write_seeded_weights(dir, c, 21), ""};
       break;
     case Trainer::ode:
       d.slots = 6;
       d.samples = normals(6, static_cast<size_t>(d.count * d.slots * clip), 0.5f);
-      o.init = {write_weights(dir, c, 21), "generator."};
+      o.init = {write_seeded_weights(dir, c, 21), "generator."};
       break;
     case Trainer::score_distillation: {
       ModelConfig score = c;
       score.frames_per_block = c.frames;
-      o.init = {write_weights(dir, c, 21), ""};
-      o.real_score = {write_weights(dir, score, 22), ""};
+      o.init = {write_seeded_weights(dir, c, 21), ""};
+      o.real_score = {write_seeded_weights(dir, score, 22), ""};
       o.dfake_gen_update_ratio = 2;
       o.ema_start_step = 2;  // the EMA starts mid-run, before the resume point
       break;
@@ -138,7 +119,7 @@ Setup make_setup(Trainer trainer, const std::string& dir) {
 std::vector<uint8_t> bytes_of(const std::string& path) { return read_file_bytes(path); }
 
 void check_resume_is_exact(Trainer trainer) {
-  const std::string root = temp_dir(trainer_name(trainer));
+  const std::string root = temp_dir("trainer", trainer_name(trainer));
   Setup s = make_setup(trainer, root);
   // Straight run.
   TrainOptions straight = s.options;
@@ -198,7 +179,7 @@ TEST_CASE(consistency_distillation_resumes_exactly) { check_resume_is_exact(Trai
 TEST_CASE(dmd_resumes_exactly) { check_resume_is_exact(Trainer::score_distillation); }
 
 TEST_CASE(bidirectional_base_learns_and_resumes) {
-  const std::string root = temp_dir("base");
+  const std::string root = temp_dir("trainer", "base");
   Setup s = make_setup(Trainer::diffusion, root);
   s.options.teacher_forcing = false;
   s.options.causal = false;
@@ -220,7 +201,7 @@ TEST_CASE(bidirectional_base_learns_and_resumes) {
 }
 
 TEST_CASE(resume_refuses_another_problem) {
-  const std::string root = temp_dir("other");
+  const std::string root = temp_dir("trainer", "other");
   Setup s = make_setup(Trainer::diffusion, root);
   s.options.work_dir = root + "/run";
   s.options.steps = 3;
@@ -242,7 +223,7 @@ TEST_CASE(resume_refuses_another_problem) {
 }
 
 TEST_CASE(bad_data_is_named) {
-  const std::string root = temp_dir("bad");
+  const std::string root = temp_dir("trainer", "bad");
   Setup s = make_setup(Trainer::diffusion, root);
   s.options.checkpoint_every = 0;
   auto message = [&](const TrainData& d, const TrainOptions& o) {

@@ -15,6 +15,7 @@
 #include "core/safetensors.h"
 #include "cpu/cpu_backend.h"
 #include "cuda/cuda_backend.h"
+#include "tests/model_test_util.h"
 
 using namespace cfp;
 
@@ -27,23 +28,7 @@ std::vector<float> seeded(size_t n, uint64_t seed) {
   return v;
 }
 
-ModelConfig config_named(const std::string& name) {
-  if (name == "tiny") return ModelConfig::tiny(3);
-  ModelConfig c;  // "mid": Wan's head dim 128 at a size that runs in seconds
-  c.channels = 16;
-  c.dim = 256;
-  c.heads = 2;
-  c.ffn_dim = 512;
-  c.layers = 2;
-  c.freq_dim = 64;
-  c.text_dim = 64;
-  c.text_len = 16;
-  c.frames = 6;
-  c.height = 16;
-  c.width = 16;
-  c.frames_per_block = 3;
-  return c;
-}
+ModelConfig config_named(const std::string& name) { return name == "tiny" ? ModelConfig::tiny(3) : cfp_test::mid_config(); }
 
 }  // namespace
 
