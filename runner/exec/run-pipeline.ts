@@ -14,6 +14,7 @@ import { isAlive } from '../store/process-identity.js';
 import { bootId, thisHost } from '../store/process-identity.js';
 import { openStore, StoreError, type Store } from '../store/store.js';
 import { taskStates, type TaskStateInfo } from '../store/task-state.js';
+import type { RecordedGraphOptions } from '../store/records.js';
 import { publishOutput } from './publish.js';
 import { detectCpus } from './resources.js';
 import type { DeviceRequest } from './device.js';
@@ -39,6 +40,8 @@ export interface RunOptions extends SelectOptions {
   readonly sinks: readonly EventSink[];
   /** The command line, recorded in the lock so a second runner can name it. */
   readonly command: string;
+  /** The command line's graph options, kept in the run record (see RunRecord.graphOptions). */
+  readonly graphOptions?: RecordedGraphOptions;
   /** Install SIGINT/SIGTERM handlers (the CLI does; tests driving the API may not). */
   readonly handleSignals?: boolean;
 }
@@ -149,7 +152,7 @@ export async function runPipeline(compiled: TaskGraph, options: RunOptions): Pro
     process.on('SIGTERM', onSignal);
   }
   try {
-    await store.runs.put(runId, { id: runId, pipeline: graph.pipeline, file: graph.file, pid: process.pid, host: thisHost(), startedAt: started, status: 'running' });
+    await store.runs.put(runId, { id: runId, pipeline: graph.pipeline, file: graph.file, pid: process.pid, host: thisHost(), startedAt: started, status: 'running', ...(options.graphOptions ? { graphOptions: options.graphOptions } : {}) });
     const states = await taskStates(graph, { root: options.root, store, gpuDeviceClass: gpuClass, force: selection.forced });
     emit({ type: 'run-started', runId, pipeline: graph.pipeline, tasks: planned(selection.tasks, states) });
     const outcomes = new Map<string, TaskOutcome | 'fresh'>();
@@ -255,7 +258,7 @@ export async function runPipeline(compiled: TaskGraph, options: RunOptions): Pro
     const counts: Record<string, number> = {};
     if (result.status !== 'refused') for (const o of result.outcomes.values()) counts[o] = (counts[o] ?? 0) + 1;
     const status = result.status === 'refused' ? 'failed' : result.status;
-    await store.runs.put(runId, { id: runId, pipeline: graph.pipeline, file: graph.file, pid: process.pid, host: thisHost(), startedAt: started, finishedAt: Date.now(), status, counts });
+    await store.runs.put(runId, { id: runId, pipeline: graph.pipeline, file: graph.file, pid: process.pid, host: thisHost(), startedAt: started, finishedAt: Date.now(), status, counts, ...(options.graphOptions ? { graphOptions: options.graphOptions } : {}) });
     rmSync(join(store.layout.tmp), { recursive: true, force: true });
     emit({ type: 'run-finished', runId, status, counts, durationMs: Date.now() - started });
     return result;

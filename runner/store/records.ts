@@ -51,6 +51,16 @@ export interface RunRecord {
   readonly finishedAt?: number;
   readonly status: 'running' | 'ok' | 'failed' | 'interrupted';
   readonly counts?: { readonly [state: string]: number };
+  /** The run's --set/--params/--use/--device, so `explain STAGE` without a FILE reads the graph as this run did. */
+  readonly graphOptions?: RecordedGraphOptions;
+}
+
+/** The command-line options that shape a run's graph and keys (paths made absolute). */
+export interface RecordedGraphOptions {
+  readonly set?: readonly string[];
+  readonly params?: readonly string[];
+  readonly use?: readonly string[];
+  readonly device?: string;
 }
 
 export interface MemoRecord {

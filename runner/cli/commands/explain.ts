@@ -10,13 +10,15 @@ import { openStore } from '../../store/store.js';
 import { DEVICE_OPTION, readDeviceFlag } from '../device-option.js';
 import { describeElsewhere, statesOnDevice } from '../device-states.js';
 import type { CliIO } from '../io.js';
-import { errorLine, GRAPH_OPTIONS, GRAPH_OPTIONS_HELP, loadGraph, parseCommandLine, projectRoot } from './runner-common.js';
+import { errorLine, GRAPH_OPTIONS, GRAPH_OPTIONS_HELP, graphOptionsAsFlags, loadGraph, parseCommandLine, projectRoot } from './runner-common.js';
+import type { RecordedGraphOptions } from '../../store/records.js';
 
 export const summary = 'explain why a stage will run: what changed since its last success';
 export const help = `usage: cfpipe explain [FILE] STAGE [options]
 
 Why STAGE will run in \`cfpipe run FILE\` on the same --device: what its cache key covers now
-against its last success. Without FILE, the pipeline of the last run. A stage done on another
+against its last success. Without FILE, the pipeline of the last run, and (unless --set, --params, --use or
+--device is given) that run's values of them. A stage done on another
 device class with these inputs and settings says so ("done on cuda:sm90, not on cpu").
 
 ${GRAPH_OPTIONS_HELP}
@@ -99,18 +101,21 @@ export async function run(argv: readonly string[], io: CliIO): Promise<number> {
   );
   if (parsed === undefined) return 2;
   const { values, positionals } = parsed;
-  const device = readDeviceFlag(values.device);
-  if (!device.ok) {
-    errorLine(io, device.message);
-    return 2;
-  }
   let file: string | undefined;
   let stage: string | undefined;
+  // Without FILE, the last run names the pipeline; without any graph flag either, its --set,
+  // --params, --use and --device too, so the keys are the ones that run used.
+  let lastRun: RecordedGraphOptions | undefined;
   if (positionals.length >= 2) [file, stage] = positionals;
   else {
     stage = positionals[0];
     const store = openStore(projectRoot(), { existingOnly: true });
-    if (store) for (const { value } of store.runs.getRange({ reverse: true, limit: 1 })) file = value.file;
+    if (store) {
+      for (const { value } of store.runs.getRange({ reverse: true, limit: 1 })) {
+        file = value.file;
+        lastRun = value.graphOptions;
+      }
+    }
     if (file === undefined && stage !== undefined) {
       errorLine(io, 'explain: name the pipeline file (no earlier run to take it from): cfpipe explain FILE STAGE');
       return 2;
@@ -120,7 +125,17 @@ export async function run(argv: readonly string[], io: CliIO): Promise<number> {
     io.stderr(help);
     return 2;
   }
-  const loaded = loadGraph({ file, set: values.set, params: values.params, use: values.use }, io);
+  // --device has a default, so whether it was given is read off the command line.
+  const deviceGiven = argv.some((a) => a === '--device' || a.startsWith('--device='));
+  const flagsGiven = values.set.length > 0 || values.params.length > 0 || values.use.length > 0 || deviceGiven;
+  const graphOptions: RecordedGraphOptions = lastRun !== undefined && !flagsGiven ? lastRun : { set: values.set, params: values.params, use: values.use, device: values.device };
+  if (lastRun !== undefined && !flagsGiven && graphOptionsAsFlags(lastRun) !== '') io.stderr(`explain: with the last run's options: ${graphOptionsAsFlags(lastRun)}\n`);
+  const device = readDeviceFlag(graphOptions.device ?? 'auto');
+  if (!device.ok) {
+    errorLine(io, device.message);
+    return 2;
+  }
+  const loaded = loadGraph({ file, set: graphOptions.set ?? [], params: graphOptions.params ?? [], use: graphOptions.use ?? [] }, io);
   if (loaded === undefined) return 2;
   const tasks = loaded.graph.tasks.filter((t) => t.id === stage || t.stage === stage);
   if (tasks.length === 0) {

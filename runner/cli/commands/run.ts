@@ -8,7 +8,7 @@ import { jsonSink } from '../../ui/json.js';
 import { plainSink } from '../../ui/plain.js';
 import { DEVICE_OPTION, readDeviceFlag } from '../device-option.js';
 import type { CliIO } from '../io.js';
-import { errorLine, GRAPH_OPTIONS, GRAPH_OPTIONS_HELP, loadGraph, parseCommandLine } from './runner-common.js';
+import { errorLine, GRAPH_OPTIONS, GRAPH_OPTIONS_HELP, loadGraph, parseCommandLine, recordGraphOptions } from './runner-common.js';
 
 export const summary = 'run a pipeline: every task not fresh, resuming from checkpoints';
 
@@ -101,6 +101,7 @@ export async function run(argv: readonly string[], io: CliIO): Promise<number> {
     waitForLock: values.wait ? 7 * 24 * 3600 * 1000 : 0,
     sinks: [sink],
     command: ['cfpipe', 'run', ...argv].join(' '),
+    graphOptions: recordGraphOptions(values, values.device),
     handleSignals: true,
   });
   await done();

@@ -5,6 +5,7 @@ import { hasErrors } from '../../../grammar/diagnostic.js';
 import { renderText } from '../../../grammar/render.js';
 import { compilePipeline, findRoot } from '../../compile/index.js';
 import type { TaskGraph } from '../../graph.js';
+import type { RecordedGraphOptions } from '../../store/records.js';
 import type { CliIO } from '../io.js';
 import { dirname, resolve } from 'node:path';
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
@@ -27,6 +28,34 @@ export const GRAPH_OPTIONS_HELP = `  --set NAME=VALUE     override a param (repe
                        writes them (repeatable; a later file wins, --set wins over every file),
                        e.g. --params configs/presets/gpu.yaml
   --use STAGE.OUT=PATH provide an output instead of computing it (repeatable)`;
+
+/**
+ * The graph options of a `run` as its record keeps them, with the paths of --params files and
+ * --use targets made absolute (the files the run read, whatever the folder a later command runs in).
+ */
+export function recordGraphOptions(values: { readonly set: readonly string[]; readonly params: readonly string[]; readonly use: readonly string[] }, device: string | undefined): RecordedGraphOptions {
+  const use = values.use.map((item) => {
+    const eq = item.indexOf('=');
+    return eq <= 0 ? item : `${item.slice(0, eq + 1)}${resolve(item.slice(eq + 1))}`;
+  });
+  return {
+    ...(values.set.length > 0 ? { set: [...values.set] } : {}),
+    ...(values.params.length > 0 ? { params: values.params.map((f) => resolve(f)) } : {}),
+    ...(use.length > 0 ? { use } : {}),
+    ...(device !== undefined ? { device } : {}),
+  };
+}
+
+/** The recorded options as command-line flags, for telling the user what was reused. */
+export function graphOptionsAsFlags(options: RecordedGraphOptions): string {
+  const flags = [
+    ...(options.set ?? []).map((v) => `--set ${v}`),
+    ...(options.params ?? []).map((v) => `--params ${v}`),
+    ...(options.use ?? []).map((v) => `--use ${v}`),
+    ...(options.device !== undefined && options.device !== 'auto' ? [`--device ${options.device}`] : []),
+  ];
+  return flags.join(' ');
+}
 
 function pairs(list: readonly string[], flag: string): Record<string, string> | string {
   const out: Record<string, string> = {};
