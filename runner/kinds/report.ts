@@ -24,8 +24,7 @@ export function renderReport(title: string, metrics: readonly MetricsJson[], vid
   for (const m of metrics) {
     const a = m.adherence;
     const t = m.temporal_consistency;
-    // infer writes forward_calls_per_video; video sets from elsewhere may name it otherwise.
-    const calls = m.sampling.forward_calls_per_video ?? m.sampling.network_calls_per_video ?? m.sampling.nfe ?? '–';
+    const calls = m.sampling.forward_calls_per_video ?? '–';
     const seconds = m.sampling.generation_seconds_per_video;
     const perVideo = seconds === undefined || !Number.isFinite(Number(seconds)) ? '–' : Number(seconds).toFixed(3);
     lines.push(`| ${m.label} | ${m.videos} | ${f3(a.color)} | ${f3(a.shape)} | ${f3(a.direction)} | ${f3(a.all)} | ${f3(t.identity)} | ${f3(t.smooth)} | ${f3(m.dynamic_degree.ratio)} | ${m.frechet_distance.toFixed(4)} | ${calls} | ${perVideo} |`);

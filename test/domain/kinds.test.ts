@@ -97,7 +97,7 @@ test('eval: real held-out clips score 1.0 against the held-out LMDB; recoloured 
   const clips = [0, 1, 2, 3, 4, 5].map((i) => ({ prompt: held.prompt(i), video: vae.decodeToVideo(held.clean(i), [9, 48, 8, 8]) }));
   await held.close();
   const realDir = join(tmp, 'videos-real');
-  await writeVideoSet(realDir, clips, { mp4: false, metadata: { network_calls_per_video: '36' } });
+  await writeVideoSet(realDir, clips, { mp4: false, metadata: { forward_calls_per_video: '36' } });
   const wrongDir = join(tmp, 'videos-wrong');
   const recolored = clips.map((c) => {
     const target = c.prompt.includes(' red ') ? COLORS.green! : COLORS.red!;
@@ -119,7 +119,7 @@ test('eval: real held-out clips score 1.0 against the held-out LMDB; recoloured 
   const real = JSON.parse(readFileSync(realMetrics, 'utf8'));
   assert.deepEqual(real.adherence, { color: 1, shape: 1, direction: 1, all: 1 });
   assert.ok(real.frechet_distance < 1e-6, `FD ${real.frechet_distance}`);
-  assert.equal(real.sampling.network_calls_per_video, '36');
+  assert.equal(real.sampling.forward_calls_per_video, '36');
   assert.equal(real.label, 'real clips');
   const wrong = JSON.parse(readFileSync(wrongMetrics, 'utf8'));
   assert.deepEqual(wrong.adherence, { color: 0, shape: 1, direction: 1, all: 0 });
