@@ -125,12 +125,10 @@ export async function run(argv: readonly string[], io: CliIO): Promise<number> {
     io.stderr(help);
     return 2;
   }
-  // --device has a default, so whether it was given is read off the command line.
-  const deviceGiven = argv.some((a) => a === '--device' || a.startsWith('--device='));
-  const flagsGiven = values.set.length > 0 || values.params.length > 0 || values.use.length > 0 || deviceGiven;
-  const graphOptions: RecordedGraphOptions = lastRun !== undefined && !flagsGiven ? lastRun : { set: values.set, params: values.params, use: values.use, device: values.device };
+  const flagsGiven = values.set.length > 0 || values.params.length > 0 || values.use.length > 0 || values.device !== undefined;
+  const graphOptions: RecordedGraphOptions = lastRun !== undefined && !flagsGiven ? lastRun : { set: values.set, params: values.params, use: values.use, ...(values.device !== undefined ? { device: values.device } : {}) };
   if (lastRun !== undefined && !flagsGiven && graphOptionsAsFlags(lastRun) !== '') io.stderr(`explain: with the last run's options: ${graphOptionsAsFlags(lastRun)}\n`);
-  const device = readDeviceFlag(graphOptions.device ?? 'auto');
+  const device = readDeviceFlag(graphOptions.device);
   if (!device.ok) {
     errorLine(io, device.message);
     return 2;

@@ -52,7 +52,7 @@ export function graphOptionsAsFlags(options: RecordedGraphOptions): string {
     ...(options.set ?? []).map((v) => `--set ${v}`),
     ...(options.params ?? []).map((v) => `--params ${v}`),
     ...(options.use ?? []).map((v) => `--use ${v}`),
-    ...(options.device !== undefined && options.device !== 'auto' ? [`--device ${options.device}`] : []),
+    ...(options.device !== undefined ? [`--device ${options.device}`] : []),
   ];
   return flags.join(' ');
 }

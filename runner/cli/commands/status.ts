@@ -38,7 +38,7 @@ export async function run(argv: readonly string[], io: CliIO): Promise<number> {
   const { values, positionals } = parsed;
   const file = positionals[0];
   const device = readDeviceFlag(values.device);
-  if (!device.ok || (file === undefined && values.device !== DEVICE_OPTION.default)) {
+  if (!device.ok || (file === undefined && values.device !== undefined)) {
     errorLine(io, device.ok ? 'status --device: name the pipeline its keys are for: cfpipe status FILE --device D' : device.message);
     return 2;
   }
