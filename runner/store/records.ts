@@ -55,7 +55,7 @@ export interface RunRecord {
   readonly graphOptions?: RecordedGraphOptions;
 }
 
-/** The command-line options that shape a run's graph and keys (paths made absolute). */
+/** The command-line options that shape a run's graph and keys (--params paths made absolute). */
 export interface RecordedGraphOptions {
   readonly set?: readonly string[];
   readonly params?: readonly string[];

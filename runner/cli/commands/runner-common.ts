@@ -30,18 +30,15 @@ export const GRAPH_OPTIONS_HELP = `  --set NAME=VALUE     override a param (repe
   --use STAGE.OUT=PATH provide an output instead of computing it (repeatable)`;
 
 /**
- * The graph options of a `run` as its record keeps them, with the paths of --params files and
- * --use targets made absolute (the files the run read, whatever the folder a later command runs in).
+ * The graph options of a `run` as its record keeps them. --params files are read relative to the
+ * working directory, so they are kept absolute; --use paths are relative to the project root
+ * (the compiler joins them), so they are kept as given.
  */
 export function recordGraphOptions(values: { readonly set: readonly string[]; readonly params: readonly string[]; readonly use: readonly string[] }, device: string | undefined): RecordedGraphOptions {
-  const use = values.use.map((item) => {
-    const eq = item.indexOf('=');
-    return eq <= 0 ? item : `${item.slice(0, eq + 1)}${resolve(item.slice(eq + 1))}`;
-  });
   return {
     ...(values.set.length > 0 ? { set: [...values.set] } : {}),
     ...(values.params.length > 0 ? { params: values.params.map((f) => resolve(f)) } : {}),
-    ...(use.length > 0 ? { use } : {}),
+    ...(values.use.length > 0 ? { use: [...values.use] } : {}),
     ...(device !== undefined ? { device } : {}),
   };
 }
