@@ -18,8 +18,7 @@ budget=${1:-560}
 stages=${2:-build,ctest,node,probe,pipeline,bench}
 source "$(dirname "$0")/cuda-run-common.sh"
 
-xz -dc .devnode/node.xz > /tmp/node && chmod +x /tmp/node && export PATH=/tmp:$PATH
-tar -xJf .devrun/rt.tar.xz
+unpack_runtime
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader
 stamp "node $(node --version), nproc $(nproc)"
 

@@ -13,8 +13,7 @@ budget=590; stages=build
 source "$(dirname "$0")/cuda-run-common.sh"
 # SKIP_BUILD=1 (a machine that already has Node, dist/ and the addons) skips unpacking and building.
 if [ -z "${SKIP_BUILD:-}" ]; then
-  xz -dc .devnode/node.xz > /tmp/node && chmod +x /tmp/node && export PATH=/tmp:$PATH
-  tar -xJf .devrun/rt.tar.xz
+  unpack_runtime
 fi
 nvidia-smi -L 2>/dev/null
 repo=$(pwd)

@@ -14,8 +14,7 @@ set -u
 budget=$1; variants=$2; shift 2
 stages=build
 source "$(dirname "$0")/cuda-run-common.sh"
-xz -dc .devnode/node.xz > /tmp/node && chmod +x /tmp/node && export PATH=/tmp:$PATH
-tar -xJf .devrun/rt.tar.xz
+unpack_runtime
 if [ -f .devrun/native.tar.xz ]; then rm -rf native && xz -dc .devrun/native.tar.xz | tar -x; fi
 stamp "build"
 node scripts/build-native.js > "$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 1; }
