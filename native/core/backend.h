@@ -17,8 +17,10 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
+#include "core/rng.h"
 #include "core/tensor.h"
 
 namespace cfp {
@@ -91,6 +93,20 @@ class Backend {
   // accumulate=true adds into dst instead of overwriting.
   virtual void copy2d(T* dst, int64_t ld_dst, const T* src, int64_t ld_src, int64_t rows, int64_t cols,
                       bool accumulate) = 0;
+
+  // ---- random numbers -----------------------------------------------------------------------
+  // dst[0, n) = the n standard normals a Philox stream at `at` draws (philox_fill_normal: floats,
+  // converted to T); `at` is not advanced (the caller skips the stream past them). The default
+  // draws on the host and uploads. A device backend may draw them itself with the same words and
+  // the same double-precision Box-Muller; its log/sin/cos may differ from the host's in the last
+  // bit of a double, which changes a float only when it lies that close to a rounding boundary.
+  virtual void philox_normal(T* dst, int64_t n, const RngState& at) {
+    if (n <= 0) return;
+    std::vector<float> f(static_cast<size_t>(n));
+    philox_fill_normal(at, f.data(), f.size());
+    const std::vector<T> h(f.begin(), f.end());
+    upload(dst, h.data(), n);
+  }
 
   // ---- BLAS-like ----------------------------------------------------------------------------
   // C[M,N] = alpha * op(A) op(B) + beta * C, row-major; op(A) is [M,K] (A stored [K,M] when ta),

@@ -28,14 +28,13 @@ T* upload_host(ObjectiveScratch<T>& s, const std::string& name, const std::vecto
   return d;
 }
 
-// n standard normals from the stream (drawn in float, as every backend draws them).
+// n standard normals from the stream (drawn in float, as every backend draws them; a GPU backend
+// draws them on the device, see Backend::philox_normal).
 template <class T>
 T* draw_noise(ObjectiveScratch<T>& s, const std::string& name, int64_t n, Philox& rng) {
-  std::vector<float> f(static_cast<size_t>(n));
-  rng.fill_normal(f.data(), f.size());
-  std::vector<T> h(f.begin(), f.end());
   T* d = s.get(name, n);
-  s.backend().upload(d, h.data(), n);
+  s.backend().philox_normal(d, n, rng.state());
+  rng.skip_fill(static_cast<size_t>(n));
   return d;
 }
 

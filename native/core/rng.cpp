@@ -82,6 +82,8 @@ void Philox::fill_normal(float* out, size_t n, float mean, float std) {
   state_.counter += philox_blocks_for(n);
 }
 
+void Philox::skip_fill(size_t n) { state_.counter += philox_blocks_for(n); }
+
 uint32_t Philox::uniform_int(uint32_t n) {
   CFP_CHECK(n >= 1, "uniform_int needs a range of at least 1");
   const PhiloxCounter w = next_block();

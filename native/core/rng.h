@@ -58,6 +58,9 @@ class Philox {
   // Normal floats N(mean, std^2): element 4b + {0,1} from Box-Muller on words (0,1) of block b,
   // 4b + {2,3} from words (2,3).
   void fill_normal(float* out, size_t n, float mean = 0.0f, float std = 1.0f);
+  // Moves past the blocks a fill of n values consumes, for a fill made elsewhere at state() (a
+  // device drawing the same numbers, see Backend::philox_normal).
+  void skip_fill(size_t n);
 
   // One scalar draw each (each consumes one block and uses its word 0 / words 0-1):
   // a uniform integer in [0, n) by multiply-shift (bias below n / 2^32), n >= 1;

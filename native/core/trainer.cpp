@@ -231,14 +231,14 @@ double plain_diffusion_loss(Model<float>& model, ObjectiveScratch<float>& s, con
     keep[r] = static_cast<float>(1.0 - sg);
     w[r] = static_cast<float>(grid.weight_at(t[r]));
   }
-  std::vector<float> host_eps(static_cast<size_t>(n));
-  rng.fill_normal(host_eps.data(), host_eps.size());
   auto dev = [&](const char* name, const std::vector<float>& h) {
     float* p = s.get(name, static_cast<int64_t>(h.size()));
     be.upload(p, h.data(), static_cast<int64_t>(h.size()));
     return p;
   };
-  float* eps = dev("pd.eps", host_eps);
+  float* eps = s.get("pd.eps", n);
+  be.philox_normal(eps, n, rng.state());
+  rng.skip_fill(static_cast<size_t>(n));
   float* xt = s.get("pd.xt", n);
   float* tmp = s.get("pd.tmp", n);
   be.copy(xt, x0, n);

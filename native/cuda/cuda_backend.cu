@@ -103,6 +103,40 @@ __global__ void k_reduce_final(double* part) {
   if (threadIdx.x == 0) part[kReduceBlocks] = sh[0];
 }
 
+// ---- Philox normals (core/rng.cpp's philox_fill_normal on the device) --------------------------
+// One thread per block of four words: the same Philox4x32-10 words and the same double-precision
+// Box-Muller as the host (nvcc contracts nothing here that would change a rounding: no a * b + c).
+
+__device__ __forceinline__ uint4 philox_block(uint64_t counter, uint64_t stream, uint64_t seed) {
+  uint32_t c0 = uint32_t(counter), c1 = uint32_t(counter >> 32), c2 = uint32_t(stream), c3 = uint32_t(stream >> 32);
+  uint32_t k0 = uint32_t(seed), k1 = uint32_t(seed >> 32);
+  for (int round = 0; round < 10; ++round) {
+    if (round > 0) k0 += 0x9E3779B9u, k1 += 0xBB67AE85u;
+    const uint32_t hi0 = __umulhi(0xD2511F53u, c0), lo0 = 0xD2511F53u * c0;
+    const uint32_t hi1 = __umulhi(0xCD9E8D57u, c2), lo1 = 0xCD9E8D57u * c2;
+    c0 = hi1 ^ c1 ^ k0, c1 = lo1, c2 = hi0 ^ c3 ^ k1, c3 = lo0;
+  }
+  return make_uint4(c0, c1, c2, c3);
+}
+
+__device__ __forceinline__ void box_muller_dev(uint32_t w1, uint32_t w2, double& z0, double& z1) {
+  const double u1 = (double(w1) + 0.5) * (1.0 / 4294967296.0), u2 = (double(w2) + 0.5) * (1.0 / 4294967296.0);
+  const double r = sqrt(-2.0 * log(u1)), theta = 6.283185307179586476925286766559 * u2;
+  z0 = r * cos(theta);
+  z1 = r * sin(theta);
+}
+
+__global__ void k_philox_normal(float* out, int64_t n, RngState at) {
+  const int64_t blocks = (n + 3) / 4;
+  for (int64_t b = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; b < blocks; b += int64_t(gridDim.x) * blockDim.x) {
+    const uint4 w = philox_block(at.counter + uint64_t(b), at.stream, at.seed);
+    double z[4];
+    box_muller_dev(w.x, w.y, z[0], z[1]);
+    box_muller_dev(w.z, w.w, z[2], z[3]);
+    for (int j = 0; j < 4 && 4 * b + j < n; ++j) out[4 * b + j] = float(z[j]);
+  }
+}
+
 // ---- the backend -----------------------------------------------------------------------------
 
 class CudaBackend final : public Backend<float> {
@@ -272,6 +306,16 @@ class CudaBackend final : public Backend<float> {
       const int64_t r = i / cols, c = i % cols;
       dst[r * ld_dst + c] += src[r * ld_src + c];
     });
+  }
+
+  // On the device (CFPIPE_CUDA_HOST_NOISE=1: drawn on the host and uploaded, for comparisons).
+  void philox_normal(float* dst, int64_t n, const RngState& at) override {
+    static const bool host = std::getenv("CFPIPE_CUDA_HOST_NOISE") && std::strcmp(std::getenv("CFPIPE_CUDA_HOST_NOISE"), "1") == 0;
+    if (host) return Backend<float>::philox_normal(dst, n, at);
+    if (n <= 0) return;
+    wrote(dst, n);
+    k_philox_normal<<<grid_for((n + 3) / 4), kThreads, 0, stream_>>>(dst, n, at);
+    check_launch("philox_normal");
   }
 
   // ---- BLAS-like ----

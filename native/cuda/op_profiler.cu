@@ -67,6 +67,9 @@ class Profiler final : public OpProfiler, public Backend<float> {
   void copy2d(float* d, int64_t ldd, const float* s, int64_t lds, int64_t r, int64_t c, bool acc) override {
     mem(acc ? "copy2d_accumulate" : "copy2d", (acc ? 3 : 2) * r * c, [&] { in_.copy2d(d, ldd, s, lds, r, c, acc); });
   }
+  void philox_normal(float* d, int64_t n, const RngState& at) override {
+    mem("philox_normal", n, [&] { in_.philox_normal(d, n, at); });
+  }
   void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
             const float* B, int64_t ldb, float beta, float* C, int64_t ldc) override {
     char nm[96];

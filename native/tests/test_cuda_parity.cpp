@@ -317,6 +317,25 @@ void test_attention(Both& x) {
   }
 }
 
+// Philox normals drawn on the device against the host's draw: the same words and Box-Muller, so at
+// most a rare float differs (the device's double log/sin/cos may differ in their last bit), and
+// then by one float ulp.
+void test_philox(Both& x) {
+  const int64_t n = 1000003;  // not a multiple of 4: the last block is cut
+  const RngState at{5, 3, 1234};
+  auto buf = x.rand(n, 79);
+  x.cpu.philox_normal(buf.cp(), n, at);
+  x.gpu.philox_normal(buf.gp(), n, at);
+  const std::vector<float> g = x.host_gpu(buf), c = x.host_cpu(buf);
+  int64_t differ = 0;
+  double worst = 0;
+  for (size_t i = 0; i < c.size(); ++i)
+    if (g[i] != c[i]) ++differ, worst = std::max(worst, std::fabs(double(g[i]) - c[i]) / std::max(1.0, std::fabs(double(c[i]))));
+  std::printf("  %-58s %lld of %lld differ, worst %.2e relative\n", "philox normals (GPU draw vs host)", (long long)differ,
+              (long long)n, worst);
+  expect(differ <= 16 && worst <= 2.4e-7, "GPU Philox normals match the host's draw");
+}
+
 // ---- the model -------------------------------------------------------------------------------
 
 struct ModelPair {
@@ -521,6 +540,7 @@ int main(int argc, char** argv) {
       {"modulation and RoPE", [&] { test_modulation_rope(x); }},
       {"embeddings and patches", [&] { test_embeddings(x); }},
       {"attention", [&] { test_attention(x); }},
+      {"philox normals", [&] { test_philox(x); }},
       {"model tiny", [&] { test_model(x, ModelConfig::tiny(3), "tiny k=3"); }},
       {"model tiny frame-wise", [&] { test_model(x, ModelConfig::tiny(1), "tiny k=1"); }},
       {"model mid (hd 128)", [&] { test_model(x, mid_config(), "mid"); }},

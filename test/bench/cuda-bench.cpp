@@ -199,6 +199,12 @@ int main(int argc, char** argv) {
     be->upload(t.data(), h.data(), n);
     return t;
   };
+  {  // one step's noise drawn on the host, as the objectives did before the backend drew it on the GPU
+    std::vector<float> h(static_cast<size_t>(B * F * fr));
+    const double t0 = now_ms();
+    Philox(9, 0).fill_normal(h.data(), h.size());
+    std::printf("host Philox normals (%lld values, one step's noise): %.2f ms\n", (long long)h.size(), now_ms() - t0);
+  }
   Tensor<float> x0 = dev_rand(B * F * fr, 1), text = dev_rand(B * c.text_len * c.text_dim, 2),
                 text_u = dev_rand(B * c.text_len * c.text_dim, 3);
   Model<float> gen(*be, c), teacher(*be, c), ema(*be, c);
