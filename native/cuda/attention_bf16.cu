@@ -1,6 +1,10 @@
 // Tensor-core flash attention in bf16 with fp32 accumulation (the backend's bf16 mode): forward
-// with online softmax, and a two-kernel backward (dq over key tiles; dk/dv over query tiles) so
-// that every output element is summed by one thread in a fixed order (no atomics: deterministic).
+// with online softmax, and a backward in which every output element is summed by one thread in a
+// fixed order (no atomics: deterministic). Backward, stored-dS form (where the dS tiles fit in
+// kDsCapBytes): D_i = dO_i . O_i first, then one pass over query tiles per key block recomputes S
+// and dP once, adds dk and dv and stores dS (bf16, the operand the dq product takes anyway) tile
+// by tile, then dq = dS K as a plain GEMM over the stored tiles. Otherwise (larger shapes) two
+// passes that each recompute S and dP: dq over key tiles, dk/dv over query tiles.
 //
 // Inputs and outputs stay fp32 in device memory. A pack kernel first rounds Q, K, V (and dO) to
 // bf16 in a head-major workspace [B*H][T rounded up][HDP] (zero rows and columns as padding; query
@@ -11,7 +15,8 @@
 // column tiles per instruction; .trans where the operand is needed transposed).
 //   forward: a warp owns 32 query rows (two 16-row tiles, so each K/V fragment feeds two mmas), a
 //            block of 4 warps 128 rows; Q fragments are re-read from shared memory per key tile.
-//   dq:      a warp owns 16 query rows (Q and dO fragments kept in registers), a block 64 rows.
+//   dq:      a warp owns 16 query rows (Q and dO fragments kept in registers), a block 64 rows;
+//            from stored dS: 32 rows (two tiles share each K fragment), a block 128 rows.
 //   dk/dv:   a warp owns 16 key rows, a block 64 keys, walking query tiles of 64.
 // The mask is kept per row as two int32 ranges in shared memory (filled once per block); tiles
 // no row of the block may see are skipped, tiles every row of a warp sees fully skip the masking.
@@ -27,6 +32,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 
 #include "cuda/cuda_common.cuh"
 #include "cuda/kernels.h"
@@ -95,6 +101,13 @@ __device__ __forceinline__ void ldsm_b2(uint32_t (&b)[4], const bf16* s, int ld,
 __device__ __forceinline__ void ldsm_bt2(uint32_t (&b)[4], const bf16* s, int ld, int k0, int n0) {
   const int lane = threadIdx.x % 32;
   ldsm_x4_trans(b, s + (k0 + (lane & 15)) * ld + n0 + (lane >> 4) * 8);
+}
+
+// The A fragment of the 16x16 block at (m0, k0) from a shared array stored [k][m] (row stride ld),
+// read transposed: matrices (m0, k0), (m0 + 8, k0), (m0, k0 + 8), (m0 + 8, k0 + 8) in a0..a3 order.
+__device__ __forceinline__ void ldsm_at(uint32_t (&a)[4], const bf16* s, int ld, int k0, int m0) {
+  const int lane = threadIdx.x % 32;
+  ldsm_x4_trans(a, s + (k0 + (lane & 7) + ((lane >> 4) << 3)) * ld + m0 + ((lane >> 3) & 1) * 8);
 }
 
 // The A fragment of keys/queries 16c..16c+15 from a row of C tiles (two 8-column tiles per chunk).
@@ -494,11 +507,13 @@ __global__ void __launch_bounds__(kFaThreads, 2)
 // gridDim.z splits the queries into ranges of `qsplit`; each split writes its partial dk/dv to
 // `part` ([2][splits][B][Tk][D]) and k_sum_splits adds them in split order (deterministic).
 
+// With `dsb` (NQ = 64 only) it also stores each visited tile's dS^T, [64 keys][64 queries] in bf16,
+// at tile (bh, query tile, key block) of [B*H][nqt][nkt] (zeros where a warp skips the tile).
 template <int KC, int NQ>
 __global__ void __launch_bounds__(kFaThreads, 2)
     k_fa_bwd_dkv(float* dk, float* dv, const float* dvec, const float* lse, const bf16* qp, const bf16* kp,
                  const bf16* vp, const bf16* dop, int64_t Tqp, int64_t Tkp, AttnShape sh, AttnMask mask, float scale,
-                 int64_t qsplit, float* part) {
+                 int64_t qsplit, float* part, bf16* dsb, int64_t nqt, int64_t nkt) {
   constexpr int HDP = 16 * KC, LD = HDP + 8, NO = 2 * KC, NS = NQ / 8, TILE = NQ * LD;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   int4* rr = reinterpret_cast<int4*>(smem_raw);       // [64] query ranges of the block's key rows
@@ -547,6 +562,10 @@ __global__ void __launch_bounds__(kFaThreads, 2)
     __syncthreads();
     const bf16* qb = qs + buf * TILE;
     const bf16* db = dos + buf * TILE;
+    // This warp's 16 rows of the stored dS^T tile (when storing).
+    uint32_t* dst = NQ == 64 && dsb ? reinterpret_cast<uint32_t*>(dsb + ((bh * nqt + cur / NQ) * nkt + blockIdx.x) * 4096 +
+                                                                   w0 * NQ)
+                                    : nullptr;
     if (__any_sync(0xffffffffu, overlaps(wmine, cur, cur + NQ))) {
       float s[1][NS][4] = {}, dp[1][NS][4] = {};
       mma_ab<1, KC, NS>(s, ks, LD, w0, qb, LD);
@@ -564,8 +583,16 @@ __global__ void __launch_bounds__(kFaThreads, 2)
           s[0][nt][e] = p;
           dp[0][nt][e] = p * (dp[0][nt][e] - ds[buf][8 * nt + 2 * t + (e & 1)]) * scale;  // dS^T
         }
+      if (dst)  // rows g and g + 8, queries 8 nt + 2t, +1: the bf16 pairs the dk product rounds to
+#pragma unroll
+        for (int nt = 0; nt < NS; ++nt) {
+          dst[(g * NQ + 8 * nt + 2 * t) / 2] = pack2(dp[0][nt][0], dp[0][nt][1]);
+          dst[((g + 8) * NQ + 8 * nt + 2 * t) / 2] = pack2(dp[0][nt][2], dp[0][nt][3]);
+        }
       mma_pb<1, NS, NO>(av, s, db, LD);
       mma_pb<1, NS, NO>(ak, dp, qb, LD);
+    } else if (dst) {
+      for (int x = lane; x < 16 * NQ / 8; x += 32) reinterpret_cast<uint4*>(dst)[x] = make_uint4(0, 0, 0, 0);
     }
     cur = nxt;
   }
@@ -594,6 +621,104 @@ __global__ void __launch_bounds__(kFaThreads, 2)
   }
 }
 
+// ---- backward, stored-dS form: D_i first, dq from the stored dS tiles last ----------------------
+
+// D_i = dO_i . O_i in fp32 for every query row (read by the dk/dv pass): one warp per (b, h, i).
+__global__ void k_attn_dvec(float* dvec, const float* dout, const float* out, AttnShape sh) {
+  const int64_t row = blockIdx.x * int64_t(kWarpsPerBlock) + threadIdx.x / 32;  // (b * H + h) * Tq + i
+  if (row >= sh.B * sh.H * sh.Tq) return;
+  const int lane = threadIdx.x % 32;
+  const int64_t i = row % sh.Tq, bh = row / sh.Tq, b = bh / sh.H, h = bh % sh.H;
+  const int64_t off = (b * sh.Tq + i) * sh.H * sh.hd + h * sh.hd;
+  float part = 0.f;
+  for (int64_t d = lane; d < sh.hd; d += 32) part += dout[off + d] * out[off + d];
+  const float s = warp_sum(part);
+  if (lane == 0) dvec[row] = s;
+}
+
+// dq += dS K over the key tiles some row of the block sees (dS already holds the softmax scale and
+// zeros wherever the mask hides a pair, so no mask is applied here). A warp owns 32 query rows (two
+// 16-row tiles share each K fragment), a block 128 rows = query tiles 2x, 2x + 1 of the stored dS
+// ([64 keys][64 queries] each, read transposed as A fragments). A warp none of whose rows sees the
+// key tile skips it: exactly the tiles the dk/dv pass never visited, so unwritten tiles are never
+// used.
+template <int KC>
+__global__ void __launch_bounds__(kFaThreads, 2)
+    k_fa_bwd_dq_ds(float* dq, const bf16* dsb, const bf16* kp, int64_t Tkp, int64_t nqt, int64_t nkt, AttnShape sh,
+                   AttnMask mask) {
+  constexpr int HDP = 16 * KC, LD = HDP + 8, NO = 2 * KC, DLD = kFaQueries + 8;
+  constexpr int KTILE = kFaKeys * LD, DTILE = 2 * kFaKeys * DLD, ROWS = 2 * kFaQueries;
+  static_assert(ROWS == kFaThreads, "one mask row per thread");
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  bf16* ks = reinterpret_cast<bf16*>(smem_raw);  // [2][64 keys][LD]
+  bf16* dss = ks + 2 * KTILE;                    // [2][2 query tiles][64 keys][DLD]
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const int64_t bh = blockIdx.y, b = bh / sh.H, h = bh % sh.H;
+  const int64_t D = sh.H * sh.hd;
+  const int Tk = int(sh.Tk);
+  const int64_t i0 = int64_t(blockIdx.x) * ROWS;
+  const int w0 = 32 * warp;
+  const bf16* kh = kp + bh * Tkp * HDP;
+  const bf16* dsh = dsb + (bh * nqt + 2 * int64_t(blockIdx.x)) * nkt * 4096;  // query tile 2x; 2x + 1 follows
+  const int4 mine = row_range(mask, i0 + threadIdx.x, sh.Tq, sh.Tk, true);  // the block vote
+  const int4 wmine = row_range(mask, i0 + w0 + lane, sh.Tq, sh.Tk, true);   // the warp vote
+  auto fetch = [&](int k0, int buf) {
+    load_tile<HDP>(ks + buf * KTILE, kh + int64_t(k0) * HDP, kFaKeys);
+    const bf16* src = dsh + int64_t(k0 / kFaKeys) * 4096;
+    for (int x = threadIdx.x; x < 2 * kFaKeys * (kFaQueries / 8); x += blockDim.x) {
+      const int half = x / (kFaKeys * kFaQueries / 8), r = (x / (kFaQueries / 8)) % kFaKeys, c = x % (kFaQueries / 8);
+      cp_async16(dss + buf * DTILE + (half * kFaKeys + r) * DLD + 8 * c, src + half * nkt * 4096 + r * kFaQueries + 8 * c);
+    }
+  };
+  int cur = next_tile(mine, 0, Tk, kFaKeys);
+  if (cur < Tk) fetch(cur, 0);
+  cp_async_commit();
+  float acc[2][NO][4] = {};
+  for (int buf = 0; cur < Tk; buf ^= 1) {
+    const int nxt = next_tile(mine, cur + kFaKeys, Tk, kFaKeys);  // also the barrier before refilling buf ^ 1
+    if (nxt < Tk) fetch(nxt, buf ^ 1);
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncthreads();
+    if (__any_sync(0xffffffffu, overlaps(wmine, cur, cur + kFaKeys))) {
+      const bf16* kb = ks + buf * KTILE;
+      const bf16* db = dss + buf * DTILE + (warp / 2) * kFaKeys * DLD;  // the warp's query tile
+#pragma unroll
+      for (int c = 0; c < kFaKeys / 16; ++c) {
+        uint32_t a[2][4];
+#pragma unroll
+        for (int mt = 0; mt < 2; ++mt) ldsm_at(a[mt], db, DLD, 16 * c, w0 % kFaQueries + 16 * mt);
+#pragma unroll
+        for (int np = 0; np < NO / 2; ++np) {
+          uint32_t bb[4];
+          ldsm_bt2(bb, kb, LD, 16 * c, 16 * np);
+#pragma unroll
+          for (int mt = 0; mt < 2; ++mt) {
+            mma16816(acc[mt][2 * np], a[mt], bb[0], bb[1]);
+            mma16816(acc[mt][2 * np + 1], a[mt], bb[2], bb[3]);
+          }
+        }
+      }
+    }
+    cur = nxt;
+  }
+  cp_async_wait<0>();
+#pragma unroll
+  for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int64_t i = i0 + w0 + 16 * mt + g + 8 * e;
+      if (i >= sh.Tq) continue;
+      float* row = dq + (b * sh.Tq + i) * D + h * sh.hd;
+#pragma unroll
+      for (int nt = 0; nt < NO; ++nt) {
+        const int d = 8 * nt + 2 * t;
+        if (d < sh.hd) row[d] += acc[mt][nt][2 * e];
+        if (d + 1 < sh.hd) row[d + 1] += acc[mt][nt][2 * e + 1];
+      }
+    }
+}
+
 // dk/dv += the split partials of k_fa_bwd_dkv, summed in split order.
 __global__ void k_sum_splits(float* dk, float* dv, const float* part, int64_t splits, int64_t B, int64_t Tk,
                              int64_t kvs, int64_t D) {
@@ -616,6 +741,10 @@ int64_t dkv_qsplit(const AttnShape& sh) {
   return (tq / splits + kFaQueries - 1) / kFaQueries * kFaQueries;
 }
 
+template <int KC>
+constexpr size_t dq_ds_smem() {  // two K tiles + two pairs of dS tiles
+  return size_t(2 * kFaKeys * (16 * KC + 8) + 4 * kFaKeys * (kFaQueries + 8)) * sizeof(bf16);
+}
 template <int KC, int MT>
 constexpr size_t fwd_smem() {  // row ranges, Q + two K and two V tiles
   return 64 * MT * sizeof(int4) + size_t(64 * MT + 4 * kFaKeys) * (16 * KC + 8) * sizeof(bf16);
@@ -647,6 +776,19 @@ int fwd_mt(const AttnShape& sh) {
 int dkv_q() {
   static const int nq = env_choice("CFPIPE_ATTN_DKV_Q", 64, 32);
   return nq;
+}
+
+// The stored-dS backward where its tiles (dense over query x key tiles) fit in kDsCapBytes, the
+// 64-query dk/dv tiles are in use and CFPIPE_ATTN_BWD is not "recompute" (the two-pass form, for
+// comparisons); the choice depends on the shapes only.
+constexpr size_t kDsCapBytes = size_t(2) << 30;
+size_t ds_bytes(const AttnShape& sh) {
+  return size_t(sh.B * sh.H) * size_t(round128(sh.Tq) / 64) * size_t(round64(sh.Tk) / 64) * 4096 * sizeof(bf16);
+}
+bool stored_ds(const AttnShape& sh) {
+  static const char* forced = std::getenv("CFPIPE_ATTN_BWD");
+  static const bool recompute = forced && std::strcmp(forced, "recompute") == 0;
+  return !recompute && dkv_q() == 64 && ds_bytes(sh) <= kDsCapBytes;
 }
 
 // Raises a kernel's dynamic shared-memory limit once (above 48 KB needs the opt-in).
@@ -686,11 +828,12 @@ void check_bf16_shape(const AttnShape& sh, float scale) {
 
 bool attention_bf16_supports(const AttnShape& sh) { return sh.hd > 0 && sh.hd <= 128; }
 
+// Layout: packed Q, dO, K, V; the dS tiles (stored-dS backward); the dk/dv split partials.
 size_t attention_bf16_workspace(const AttnShape& sh) {
   const int64_t splits = (round64(sh.Tq) + dkv_qsplit(sh) - 1) / dkv_qsplit(sh);
   const size_t packed = size_t(sh.B * sh.H * padded_hd(sh.hd) * (2 * round128(sh.Tq) + 2 * round64(sh.Tk))) * sizeof(bf16);
   const size_t partials = splits > 1 ? size_t(2 * splits * sh.B * sh.Tk * sh.H * sh.hd) * sizeof(float) : 0;
-  return packed + partials;
+  return packed + (stored_ds(sh) ? ds_bytes(sh) : 0) + partials;
 }
 
 void attention_forward_bf16(cudaStream_t stream, void* ws, float* out, float* lse, const float* q, const float* k,
@@ -724,38 +867,54 @@ void attention_backward_bf16(cudaStream_t stream, void* ws, float* dq, float* dk
   dispatch_kc(sh.hd, [&](auto kc) {
     constexpr int KC = decltype(kc)::value, HDP = 16 * KC;
     static bool ready = (allow_smem(k_fa_bwd_dq<KC>, dq_smem<KC>()), allow_smem(k_fa_bwd_dkv<KC, 32>, dkv_smem<KC, 32>()),
-                         allow_smem(k_fa_bwd_dkv<KC, 64>, dkv_smem<KC, 64>()), true);
+                         allow_smem(k_fa_bwd_dkv<KC, 64>, dkv_smem<KC, 64>()),
+                         allow_smem(k_fa_bwd_dq_ds<KC>, dq_ds_smem<KC>()), true);
     (void)ready;
     check_bf16_shape(sh, scale);
     const int64_t Tqp = round128(sh.Tq), Tkp = round64(sh.Tk), kvs = sh.kv_rows ? sh.kv_rows : sh.Tk;
+    const bool with_ds = stored_ds(sh) && (dk || dv);
     bf16* qp = static_cast<bf16*>(ws);
     bf16* dop = qp + sh.B * sh.H * Tqp * HDP;
     bf16* kp = dop + sh.B * sh.H * Tqp * HDP;
     bf16* vp = kp + sh.B * sh.H * Tkp * HDP;
+    bf16* dsb = vp + sh.B * sh.H * Tkp * HDP;  // the dS tiles (with_ds), then the split partials
+    const int64_t nqt = Tqp / 64, nkt = Tkp / 64;
     pack<HDP>(stream, qp, q, sh, sh.Tq, Tqp, sh.Tq);
     pack<HDP>(stream, dop, dout, sh, sh.Tq, Tqp, sh.Tq);
     pack<HDP>(stream, kp, k, sh, sh.Tk, Tkp, kvs);
     pack<HDP>(stream, vp, v, sh, sh.Tk, Tkp, kvs);
-    dim3 gq(unsigned(round64(sh.Tq) / kBwdRows), unsigned(sh.B * sh.H));
-    k_fa_bwd_dq<KC><<<gq, kFaThreads, dq_smem<KC>(), stream>>>(dq, dvec, dout, out, lse, qp, kp, vp, dop, Tqp, Tkp,
-                                                                  sh, mask, scale);
-    check_launch("attention_backward dq (bf16)");
+    if (with_ds) {
+      k_attn_dvec<<<unsigned((sh.B * sh.H * sh.Tq + kWarpsPerBlock - 1) / kWarpsPerBlock), 32 * kWarpsPerBlock, 0,
+                    stream>>>(dvec, dout, out, sh);
+      check_launch("attention_backward D (bf16)");
+    } else {
+      dim3 gq(unsigned(round64(sh.Tq) / kBwdRows), unsigned(sh.B * sh.H));
+      k_fa_bwd_dq<KC><<<gq, kFaThreads, dq_smem<KC>(), stream>>>(dq, dvec, dout, out, lse, qp, kp, vp, dop, Tqp, Tkp,
+                                                                    sh, mask, scale);
+      check_launch("attention_backward dq (bf16)");
+    }
     if (dk || dv) {
       const int64_t qsplit = dkv_qsplit(sh), splits = (round64(sh.Tq) + qsplit - 1) / qsplit;
-      float* part = splits > 1 ? reinterpret_cast<float*>(vp + sh.B * sh.H * Tkp * HDP) : nullptr;
+      bf16* ds_out = with_ds ? dsb : nullptr;
+      float* part = splits > 1 ? reinterpret_cast<float*>(with_ds ? dsb + ds_bytes(sh) / sizeof(bf16) : dsb) : nullptr;
       dim3 gk(unsigned(Tkp / kBwdRows), unsigned(sh.B * sh.H), unsigned(splits));
       if (dkv_q() == 64)
-        k_fa_bwd_dkv<KC, 64><<<gk, kFaThreads, dkv_smem<KC, 64>(), stream>>>(dk, dv, dvec, lse, qp, kp, vp, dop, Tqp,
-                                                                              Tkp, sh, mask, scale, qsplit, part);
+        k_fa_bwd_dkv<KC, 64><<<gk, kFaThreads, dkv_smem<KC, 64>(), stream>>>(
+            dk, dv, dvec, lse, qp, kp, vp, dop, Tqp, Tkp, sh, mask, scale, qsplit, part, ds_out, nqt, nkt);
       else
-        k_fa_bwd_dkv<KC, 32><<<gk, kFaThreads, dkv_smem<KC, 32>(), stream>>>(dk, dv, dvec, lse, qp, kp, vp, dop, Tqp,
-                                                                              Tkp, sh, mask, scale, qsplit, part);
+        k_fa_bwd_dkv<KC, 32><<<gk, kFaThreads, dkv_smem<KC, 32>(), stream>>>(
+            dk, dv, dvec, lse, qp, kp, vp, dop, Tqp, Tkp, sh, mask, scale, qsplit, part, nullptr, nqt, nkt);
       check_launch("attention_backward dk/dv (bf16)");
       if (part) {
         k_sum_splits<<<grid_for(sh.B * sh.Tk * sh.H * sh.hd), kThreads, 0, stream>>>(
             dk, dv, part, splits, sh.B, sh.Tk, sh.kv_rows ? sh.kv_rows : sh.Tk, sh.H * sh.hd);
         check_launch("attention_backward split sum (bf16)");
       }
+    }
+    if (with_ds) {
+      dim3 gq(unsigned(Tqp / 128), unsigned(sh.B * sh.H));
+      k_fa_bwd_dq_ds<KC><<<gq, kFaThreads, dq_ds_smem<KC>(), stream>>>(dq, dsb, kp, Tkp, nqt, nkt, sh, mask);
+      check_launch("attention_backward dq from dS (bf16)");
     }
   });
 }
