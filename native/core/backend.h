@@ -114,6 +114,16 @@ class Backend {
   // beta == 1 accumulates.
   virtual void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
                     const T* B, int64_t ldb, T beta, T* C, int64_t ldc) = 0;
+  // C[M,N] = op(A) op(B) + bias (bias[n] added to every row; optional): gemm with alpha 1, beta 0,
+  // then add_bias (the default; C contiguous, ldc == N, when there is a bias). A backend may fuse
+  // the two.
+  virtual void gemm_bias(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
+                         int64_t ldb, const T* bias, T* C, int64_t ldc) {
+    CFP_CHECK(!bias || ldc == N, "gemm_bias: C must be contiguous (ldc %lld, N %lld)", static_cast<long long>(ldc),
+              static_cast<long long>(N));
+    gemm(ta, tb, M, N, K, T(1), A, lda, B, ldb, T(0), C, ldc);
+    if (bias) add_bias(C, bias, M, N);
+  }
   // out[n, c] += bias[c]
   virtual void add_bias(T* out, const T* bias, int64_t N, int64_t C) = 0;
   // dbias[c] += sum_n dout[n, c]

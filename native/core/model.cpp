@@ -347,8 +347,7 @@ namespace {
 // out[N, O] = in[N, I] W[O, I]^T + b
 template <class T>
 void linear_forward(Backend<T>& be, T* out, const T* in, const T* W, const T* b, int64_t N, int64_t I, int64_t O) {
-  be.gemm(false, true, N, O, I, T(1), in, I, W, I, T(0), out, O);
-  if (b) be.add_bias(out, b, N, O);
+  be.gemm_bias(false, true, N, O, I, in, I, W, I, b, out, O);
 }
 // dW += dout^T in; db += colsum(dout); din (+)= dout W (accumulate or overwrite).
 template <class T>

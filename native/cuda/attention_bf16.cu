@@ -274,10 +274,11 @@ __device__ __forceinline__ void apply_mask(float (&s)[MT][NT][4], const int4* rr
 
 // qp/kp/vp: this call's packed heads (see k_pack_heads), Tqp/Tkp rows per head. A warp owns MT
 // 16-row tiles (MT = 2: each K/V fragment feeds two mmas), a block 4 warps: ROWS = 64 MT rows.
+// out16 (optional): the output's bf16 rounding too, laid out as out (the backend's kept copy).
 template <int KC, int MT>
 __global__ void __launch_bounds__(kFaThreads, 2)
-    k_fa_fwd(float* out, float* lse, const bf16* qp, const bf16* kp, const bf16* vp, int64_t Tqp, int64_t Tkp,
-             AttnShape sh, AttnMask mask, float scale) {
+    k_fa_fwd(float* out, bf16* out16, float* lse, const bf16* qp, const bf16* kp, const bf16* vp, int64_t Tqp,
+             int64_t Tkp, AttnShape sh, AttnMask mask, float scale) {
   constexpr int HDP = 16 * KC, LD = HDP + 8, NO = 2 * KC, NS = kFaKeys / 8, TILE = kFaKeys * LD;
   constexpr int ROWS = 16 * MT * kFaWarps, WROWS = 16 * MT;
   static_assert(ROWS <= kFaThreads, "one mask row per thread");
@@ -372,14 +373,17 @@ __global__ void __launch_bounds__(kFaThreads, 2)
       if (i >= sh.Tq) continue;
       const bool none = !(lr > 0.f);
       const float inv = none ? 0.f : 1.f / lr;
-      float* orow = out + (b * sh.Tq + i) * D + h * sh.hd;
+      const int64_t ro = (b * sh.Tq + i) * D + h * sh.hd;
 #pragma unroll
       for (int nt = 0; nt < NO; ++nt) {
         const int d = 8 * nt + 2 * t;
+        const float v0 = o[mt][nt][2 * e] * inv, v1 = o[mt][nt][2 * e + 1] * inv;
         if (d + 1 < sh.hd) {
-          *reinterpret_cast<float2*>(orow + d) = make_float2(o[mt][nt][2 * e] * inv, o[mt][nt][2 * e + 1] * inv);
+          *reinterpret_cast<float2*>(out + ro + d) = make_float2(v0, v1);
+          if (out16) *reinterpret_cast<uint32_t*>(out16 + ro + d) = pack2(v0, v1);
         } else if (d < sh.hd) {
-          orow[d] = o[mt][nt][2 * e] * inv;
+          out[ro + d] = v0;
+          if (out16) out16[ro + d] = __float2bfloat16_rn(v0);
         }
       }
       if (t == 0) lse[(b * sh.H + h) * sh.Tq + i] = none ? -INFINITY : (m[r] * sl2 + log2f(lr)) / kLog2e;
@@ -836,8 +840,8 @@ size_t attention_bf16_workspace(const AttnShape& sh) {
   return packed + (stored_ds(sh) ? ds_bytes(sh) : 0) + partials;
 }
 
-void attention_forward_bf16(cudaStream_t stream, void* ws, float* out, float* lse, const float* q, const float* k,
-                            const float* v, const AttnShape& sh, const AttnMask& mask, float scale) {
+void attention_forward_bf16(cudaStream_t stream, void* ws, float* out, void* out16, float* lse, const float* q,
+                            const float* k, const float* v, const AttnShape& sh, const AttnMask& mask, float scale) {
   dispatch_kc(sh.hd, [&](auto kc) {
     constexpr int KC = decltype(kc)::value, HDP = 16 * KC;
     static bool ready = (allow_smem(k_fa_fwd<KC, 1>, fwd_smem<KC, 1>()), allow_smem(k_fa_fwd<KC, 2>, fwd_smem<KC, 2>()), true);
@@ -852,10 +856,12 @@ void attention_forward_bf16(cudaStream_t stream, void* ws, float* out, float* ls
     pack<HDP>(stream, vp, v, sh, sh.Tk, Tkp, kvs);
     if (fwd_mt(sh) == 2) {
       dim3 grid(unsigned(Tqp / 128), unsigned(sh.B * sh.H));
-      k_fa_fwd<KC, 2><<<grid, kFaThreads, fwd_smem<KC, 2>(), stream>>>(out, lse, qp, kp, vp, Tqp, Tkp, sh, mask, scale);
+      k_fa_fwd<KC, 2><<<grid, kFaThreads, fwd_smem<KC, 2>(), stream>>>(out, static_cast<bf16*>(out16), lse, qp, kp, vp,
+                                                                        Tqp, Tkp, sh, mask, scale);
     } else {
       dim3 grid(unsigned(round64(sh.Tq) / 64), unsigned(sh.B * sh.H));
-      k_fa_fwd<KC, 1><<<grid, kFaThreads, fwd_smem<KC, 1>(), stream>>>(out, lse, qp, kp, vp, Tqp, Tkp, sh, mask, scale);
+      k_fa_fwd<KC, 1><<<grid, kFaThreads, fwd_smem<KC, 1>(), stream>>>(out, static_cast<bf16*>(out16), lse, qp, kp, vp,
+                                                                        Tqp, Tkp, sh, mask, scale);
     }
     check_launch("attention_forward (bf16)");
   });

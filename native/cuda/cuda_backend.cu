@@ -11,6 +11,7 @@
 // reproducible on one GPU.
 #include "cuda/cuda_backend.h"
 
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -32,6 +33,22 @@ namespace {
 using namespace cuda;
 
 // ---- element-wise ----------------------------------------------------------------------------
+
+using bf16 = __nv_bfloat16;
+
+// Stores v at out[i] and, when o16 is given, its bf16 rounding at o16[i] (the kept copy a GEMM
+// reads next; see CudaBackend::fill16). store4: four values at float4 index q.
+__device__ __forceinline__ void store1(float* out, bf16* o16, int64_t i, float v) {
+  out[i] = v;
+  if (o16) o16[i] = __float2bfloat16_rn(v);
+}
+__device__ __forceinline__ void store4(float* out, bf16* o16, int64_t q, float4 v) {
+  reinterpret_cast<float4*>(out)[q] = v;
+  if (o16) {
+    __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y), hi = __floats2bfloat162_rn(v.z, v.w);
+    reinterpret_cast<uint2*>(o16)[q] = make_uint2(*reinterpret_cast<uint32_t*>(&lo), *reinterpret_cast<uint32_t*>(&hi));
+  }
+}
 
 template <class Fn>
 __global__ void k_elems(int64_t n, Fn fn) {
@@ -159,14 +176,23 @@ class CudaBackend final : public Backend<float> {
     if (precision == CudaPrecision::bf16) {
       const char* g = std::getenv("CFPIPE_CUDA_BF16_GEMM");  // cast (default) or fast, see kernels.h
       gemm_mode_ = g && std::strcmp(g, "fast") == 0 ? GemmMode::bf16_fast : GemmMode::bf16_cast;
-      const char* wc = std::getenv("CFPIPE_CUDA_WEIGHT_CACHE");
-      weight_cache_ = !(wc && std::strcmp(wc, "0") == 0) && std::strcmp(Gemm::engine(), "cublaslt") == 0;
+      // Which GEMM operands keep bf16 copies (see copy16): all (default), weights, or off.
+      const char* c = std::getenv("CFPIPE_CUDA_BF16_CACHE");
+      cache_ = c && std::strcmp(c, "off") == 0 ? Cache::off : c && std::strcmp(c, "weights") == 0 ? Cache::weights : Cache::all;
+      if (std::strcmp(Gemm::engine(), "cublaslt") != 0) cache_ = Cache::off;  // the tiled GEMM rounds by itself
+      size_t free_b = 0, total_b = 0;
+      CUDA_OK(cudaMemGetInfo(&free_b, &total_b));
+      const char* fb = std::getenv("CFPIPE_CUDA_GEMM_BIAS");  // 0: bias added by its own kernel (comparisons)
+      fused_bias_ = !(fb && std::strcmp(fb, "0") == 0);
+      const char* ff = std::getenv("CFPIPE_CUDA_BF16_FILL");  // 0: producers leave the copies to the GEMMs
+      fill16_ = !(ff && std::strcmp(ff, "0") == 0);
+      const char* mb = std::getenv("CFPIPE_CUDA_BF16_CACHE_MB");
+      act_budget_ = mb ? size_t(std::atoll(mb)) << 20 : total_b / 8;
     }
   }
   ~CudaBackend() override {
     cudaStreamSynchronize(stream_);
-    for (auto& kv : weights_)
-      for (WeightCopy& w : kv.second) cudaFree(w.bf16);
+    for (auto& kv : copies_) cudaFree(kv.second.bf16);
     gemm_.reset();
     if (staging_) cudaFreeHost(staging_);
     cudaEventDestroy(staging_done_);
@@ -180,56 +206,73 @@ class CudaBackend final : public Backend<float> {
   void synchronize() { CUDA_OK(cudaStreamSynchronize(stream_)); }
   cudaStream_t stream() const { return stream_; }
 
-  // ---- the bf16 weight cache (bf16 mode) ----
-  // A compact bf16 copy per GEMM weight operand (keyed by address and shape), cast on first use
-  // and again after any write that overlaps the fp32 weight. Weights are written only through the
-  // generic ops (upload, copy, copy2d, fill, add, axpy, axpby, scale, mul_rows, add_bias, a GEMM's
-  // C) and the optimizer ops (AdamW, EMA, clipping), each of which calls wrote(); a new allocation
-  // drops copies of the memory it reuses. CFPIPE_CUDA_WEIGHT_CACHE=0 turns the cache off.
+  // ---- bf16 copies of GEMM operands (bf16 mode) ----
+  // A bf16 GEMM reads both operands as compact bf16 arrays. Each contiguous fp32 operand keeps its
+  // copy (keyed by address) until a write overlaps it, so a weight is cast once per optimizer step,
+  // an activation once per forward however many GEMMs read it (the Q/K/V projections of one
+  // input, the weight gradients of the backward), and an upstream gradient once for its dW and dX
+  // GEMMs. A kept copy holds exactly the bits a fresh cast would, so keeping never changes a
+  // result. Every op that writes device memory calls wrote() on its outputs (also the optimizer
+  // ops); a new allocation drops the copies of the memory it reuses. Copies of non-weights (any
+  // operand but B of a GEMM with ta = false) stop being made past a budget (1/8 of the device's
+  // memory, CFPIPE_CUDA_BF16_CACHE_MB) and such operands are cast into scratch per call.
+  // CFPIPE_CUDA_BF16_CACHE=weights keeps weights only, =off nothing.
   void wrote(const float* p, int64_t n) {
-    if (weights_.empty() || n <= 0) return;
+    if (copies_.empty() || n <= 0) return;
     const uintptr_t lo = reinterpret_cast<uintptr_t>(p), hi = lo + uintptr_t(n) * 4;
-    for (auto it = weights_.lower_bound(lo > max_weight_span_ ? lo - max_weight_span_ : 0);
-         it != weights_.end() && it->first < hi; ++it)
-      for (WeightCopy& w : it->second)
-        if (it->first + w.span > lo) w.valid = false;
+    for (auto it = copies_.lower_bound(lo > max_span_ ? lo - max_span_ : 0); it != copies_.end() && it->first < hi; ++it)
+      if (it->first + uintptr_t(it->second.n) * 4 > lo) it->second.valid = false;
   }
-  const void* weight_bf16(const float* W, int64_t rows, int64_t cols, int64_t ld) {
-    const uintptr_t a = reinterpret_cast<uintptr_t>(W);
-    std::vector<WeightCopy>& at = weights_[a];
-    WeightCopy* w = nullptr;
-    for (WeightCopy& x : at)
-      if (x.rows == rows && x.cols == cols && x.ld == ld) w = &x;
-    if (!w) {
-      WeightCopy x;
-      x.rows = rows, x.cols = cols, x.ld = ld;
-      x.span = uintptr_t((rows - 1) * ld + cols) * 4;
-      CUDA_OK(cudaMalloc(&x.bf16, size_t(rows * cols) * 2));
-      at.push_back(x);
-      w = &at.back();
-      max_weight_span_ = std::max(max_weight_span_, w->span);
+  // The bf16 copy of the contiguous [rows, cols] fp32 operand at p, cast now unless a valid copy
+  // covers it; nullptr when it may not be kept (the caller casts into scratch).
+  const void* copy16(const float* p, int64_t rows, int64_t cols, bool weight) {
+    const int64_t n = rows * cols;
+    const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    auto it = copies_.find(a);
+    if (it != copies_.end() && it->second.valid && it->second.n >= n) return it->second.bf16;
+    const size_t bytes = size_t(n) * 2;
+    if (it == copies_.end() || it->second.cap < n) {  // a new copy, or a larger one
+      const size_t old = it != copies_.end() && it->second.counted ? size_t(it->second.cap) * 2 : 0;
+      if (!weight && act_bytes_ - old + bytes > act_budget_) return nullptr;
+      if (it == copies_.end()) it = copies_.emplace(a, Copy16{}).first;
+      Copy16& c = it->second;
+      cudaFree(c.bf16);  // synchronises the device: queued GEMMs may still read the old copy
+      c.bf16 = nullptr, c.cap = c.n = 0, c.valid = false;
+      act_bytes_ -= old;
+      c.counted = false;
+      CUDA_OK(cudaMalloc(&c.bf16, bytes));
+      c.cap = n;
+      if (!weight) c.counted = true, act_bytes_ += bytes;
+      max_span_ = std::max(max_span_, uintptr_t(bytes) * 2);
     }
-    if (!w->valid) {
-      gemm_->cast_bf16(w->bf16, W, rows, cols, ld);
-      w->valid = true;
-    }
-    return w->bf16;
+    Copy16& c = it->second;
+    gemm_->cast_bf16(c.bf16, p, rows, cols, cols);
+    c.n = n;
+    c.valid = true;
+    return c.bf16;
   }
-  void forget_weights(const void* p, size_t bytes) {
-    if (weights_.empty()) return;
+  // The kept copy of out[0, n) where some GEMM has read out before (a copy that large exists): the
+  // op writing out fills it as it goes (store1/store4), so the next GEMM finds it valid and casts
+  // nothing. nullptr otherwise. Call after wrote(out, n), only from an op that writes every
+  // element of out[0, n) and passes the pointer to its kernel. CFPIPE_CUDA_BF16_FILL=0 turns it off.
+  bf16* fill16(const float* out, int64_t n) {
+    if (cache_ != Cache::all || !fill16_ || n <= 0) return nullptr;
+    auto it = copies_.find(reinterpret_cast<uintptr_t>(out));
+    if (it == copies_.end() || it->second.cap < n) return nullptr;
+    it->second.n = n, it->second.valid = true;
+    return static_cast<bf16*>(it->second.bf16);
+  }
+  void forget_copies(const void* p, size_t bytes) {
+    if (copies_.empty()) return;
     const uintptr_t lo = reinterpret_cast<uintptr_t>(p), hi = lo + bytes;
-    for (auto it = weights_.lower_bound(lo > max_weight_span_ ? lo - max_weight_span_ : 0);
-         it != weights_.end() && it->first < hi;) {
-      std::vector<WeightCopy>& v = it->second;
-      for (size_t i = 0; i < v.size();) {
-        if (it->first + v[i].span > lo) {
-          cudaFree(v[i].bf16);  // synchronises the device: nothing queued still reads it
-          v.erase(v.begin() + long(i));
-        } else {
-          ++i;
-        }
+    for (auto it = copies_.lower_bound(lo > max_span_ ? lo - max_span_ : 0); it != copies_.end() && it->first < hi;) {
+      if (it->first + uintptr_t(it->second.cap) * 4 > lo) {
+        cudaFree(it->second.bf16);  // synchronises the device: nothing queued still reads it
+        if (it->second.counted) act_bytes_ -= size_t(it->second.cap) * 2;
+        it = copies_.erase(it);
+      } else {
+        ++it;
       }
-      it = v.empty() ? weights_.erase(it) : std::next(it);
     }
   }
 
@@ -243,7 +286,7 @@ class CudaBackend final : public Backend<float> {
       cudaGetLastError();  // clear the sticky-free error state
       CFP_THROW("out of GPU memory allocating %zu bytes on cuda:%d (%s)", bytes, device_, cudaGetErrorString(e));
     }
-    forget_weights(p, bytes);  // memory of a freed weight may come back: its bf16 copy goes
+    forget_copies(p, bytes);  // memory of a freed operand may come back: its bf16 copy goes
     cudaStream_t s = stream_;
     return std::shared_ptr<float>(static_cast<float*>(p), [s](float* q) {
       cudaStreamSynchronize(s);  // work queued on the buffer finishes before it is freed
@@ -321,20 +364,37 @@ class CudaBackend final : public Backend<float> {
   // ---- BLAS-like ----
   void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
             const float* B, int64_t ldb, float beta, float* C, int64_t ldc) override {
-    if (M <= 0 || N <= 0) return;
+    gemm_impl(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nullptr);
+  }
+  // bf16 mode: the bias rides in cuBLASLt's epilogue (one pass over C fewer; the same fp32 sum
+  // acc + bias per element) where the bias is 16-byte aligned and an algorithm takes it.
+  void gemm_bias(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+                 int64_t ldb, const float* bias, float* C, int64_t ldc) override {
+    const bool fuse = bias && gemm_mode_ == GemmMode::bf16_cast && ldc == N && aligned16(bias, C) && fused_bias_;
+    if (!fuse) return Backend<float>::gemm_bias(ta, tb, M, N, K, A, lda, B, ldb, bias, C, ldc);
+    if (!gemm_impl(ta, tb, M, N, K, 1.f, A, lda, B, ldb, 0.f, C, ldc, bias)) add_bias(C, bias, M, N);
+  }
+  // C = alpha op(A) op(B) + beta C, + bias in the epilogue when given and taken (the return value).
+  bool gemm_impl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                 const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* bias) {
+    if (M <= 0 || N <= 0) return true;  // nothing to add a bias to
     wrote(C, (M - 1) * ldc + N);
     if (K <= 0) {  // C = beta C (beta 0 overwrites)
       elems(M * N, [=] __device__(int64_t i) {
         float* c = C + (i / N) * ldc + i % N;
         *c = beta == 0.f ? 0.f : beta * *c;
       });
-      return;
+      return false;
     }
-    // Weights (the B operand of every ta = false GEMM of the model: x W^T and dy W) in bf16 mode:
-    // their compact bf16 copy is cached across calls and re-cast only after a write to them.
-    const void* b16 = nullptr;
-    if (gemm_mode_ == GemmMode::bf16_cast && !ta && weight_cache_) b16 = weight_bf16(B, tb ? N : K, tb ? K : N, ldb);
-    gemm_->run(gemm_mode_, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, b16);
+    // bf16 mode: kept bf16 copies of the stored operands (A is [K, M] when ta, B is [N, K] when
+    // tb) where they are contiguous; weights are the B operands of ta = false GEMMs (x W^T, dy W).
+    const void *a16 = nullptr, *b16 = nullptr;
+    if (gemm_mode_ == GemmMode::bf16_cast && cache_ != Cache::off) {
+      const int64_t ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
+      if (cache_ == Cache::all && (lda == ac || ar == 1)) a16 = copy16(A, ar, ac, false);
+      if ((cache_ == Cache::all || !ta) && (ldb == bc || br == 1)) b16 = copy16(B, br, bc, !ta);
+    }
+    return gemm_->run(gemm_mode_, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, a16, b16, bias);
   }
   void add_bias(float* out, const float* bias, int64_t N, int64_t C) override {
     wrote(out, N * C);
@@ -351,6 +411,7 @@ class CudaBackend final : public Backend<float> {
     elems(N * C, [=] __device__(int64_t i) { out[i] += bias[i % C]; });
   }
   void bias_backward(float* dbias, const float* dout, int64_t N, int64_t C) override {
+    wrote(dbias, C);
     segsum(
         1, N, C, [=] __device__(int64_t n, int64_t c) { return double(dout[n * C + c]); },
         [=] __device__(int64_t, int64_t c, double s) { dbias[c] += float(s); });
@@ -389,6 +450,8 @@ class CudaBackend final : public Backend<float> {
 
   // ---- activations ----
   void gelu_tanh_forward(float* out, const float* inp, int64_t n) override {
+    wrote(out, n);
+    bf16* o16 = fill16(out, n);
     auto gelu = [] __device__(float x) {
       const float u = float(kGeluC) * (x + 0.044715f * x * x * x);
       return 0.5f * x * (1.f + tanhf(u));
@@ -396,13 +459,15 @@ class CudaBackend final : public Backend<float> {
     if (n % 4 == 0 && aligned16(out, inp)) {
       elems(n / 4, [=] __device__(int64_t q) {
         const float4 x = reinterpret_cast<const float4*>(inp)[q];
-        reinterpret_cast<float4*>(out)[q] = make_float4(gelu(x.x), gelu(x.y), gelu(x.z), gelu(x.w));
+        store4(out, o16, q, make_float4(gelu(x.x), gelu(x.y), gelu(x.z), gelu(x.w)));
       });
       return;
     }
-    elems(n, [=] __device__(int64_t i) { out[i] = gelu(inp[i]); });
+    elems(n, [=] __device__(int64_t i) { store1(out, o16, i, gelu(inp[i])); });
   }
   void gelu_tanh_backward(float* dinp, const float* inp, const float* dout, int64_t n) override {
+    wrote(dinp, n);
+    bf16* o16 = fill16(dinp, n);
     auto grad = [] __device__(float x, float d) {
       const float u = float(kGeluC) * (x + 0.044715f * x * x * x);
       const float th = tanhf(u);
@@ -414,22 +479,25 @@ class CudaBackend final : public Backend<float> {
         const float4 x = reinterpret_cast<const float4*>(inp)[q], d = reinterpret_cast<const float4*>(dout)[q];
         float4 a = reinterpret_cast<float4*>(dinp)[q];
         a.x += grad(x.x, d.x), a.y += grad(x.y, d.y), a.z += grad(x.z, d.z), a.w += grad(x.w, d.w);
-        reinterpret_cast<float4*>(dinp)[q] = a;
+        store4(dinp, o16, q, a);
       });
       return;
     }
-    elems(n, [=] __device__(int64_t i) { dinp[i] += grad(inp[i], dout[i]); });
+    elems(n, [=] __device__(int64_t i) { store1(dinp, o16, i, dinp[i] + grad(inp[i], dout[i])); });
   }
   void silu_forward(float* out, const float* inp, int64_t n) override {
+    wrote(out, n);
     elems(n, [=] __device__(int64_t i) { out[i] = inp[i] / (1.f + expf(-inp[i])); });
   }
   void silu_backward(float* dinp, const float* inp, const float* dout, int64_t n) override {
+    wrote(dinp, n);
     elems(n, [=] __device__(int64_t i) {
       const float s = 1.f / (1.f + expf(-inp[i]));
       dinp[i] += dout[i] * s * (1.f + inp[i] * (1.f - s));
     });
   }
   void softmax_forward(float* out, const float* inp, int64_t N, int64_t C) override {
+    wrote(out, N * C);
     rows(N, [=] __device__(int64_t n, int lane) {
       const float* x = inp + n * C;
       float* o = out + n * C;
@@ -447,6 +515,7 @@ class CudaBackend final : public Backend<float> {
     });
   }
   void softmax_backward(float* dinp, const float* out, const float* dout, int64_t N, int64_t C) override {
+    wrote(dinp, N * C);
     rows(N, [=] __device__(int64_t n, int lane) {
       const float* y = out + n * C;
       const float* d = dout + n * C;
@@ -460,6 +529,8 @@ class CudaBackend final : public Backend<float> {
   // ---- normalisation ----
   void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
                          const float* bias, int64_t N, int64_t C, double eps) override {
+    wrote(out, N * C), wrote(mean, N), wrote(rstd, N);
+    bf16* o16 = fill16(out, N * C);
     rows(N, [=] __device__(int64_t n, int lane) {
       const float* x = inp + n * C;
       double m = 0;
@@ -473,17 +544,20 @@ class CudaBackend final : public Backend<float> {
         mean[n] = mt;
         rstd[n] = rs;
       }
-      float* o = out + n * C;
       for (int64_t c = lane; c < C; c += 32) {
         float y = (x[c] - mt) * rs;
         if (weight) y = y * weight[c] + (bias ? bias[c] : 0.f);
-        o[c] = y;
+        store1(out, o16, n * C + c, y);
       }
     });
   }
   void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                           const float* weight, const float* mean, const float* rstd, int64_t N, int64_t C) override {
+    if (dinp) wrote(dinp, N * C);
+    if (dweight) wrote(dweight, C);
+    if (dbias) wrote(dbias, C);
     if (dinp) {
+      bf16* o16 = fill16(dinp, N * C);
       rows(N, [=] __device__(int64_t n, int lane) {
         const float* x = inp + n * C;
         const float* d = dout + n * C;
@@ -499,7 +573,7 @@ class CudaBackend final : public Backend<float> {
         for (int64_t c = lane; c < C; c += 32) {
           const float norm = (x[c] - mean[n]) * rstd[n];
           const float dn = weight ? d[c] * weight[c] : d[c];
-          dinp[n * C + c] += (dn - md - norm * mdn) * rstd[n];
+          store1(dinp, o16, n * C + c, dinp[n * C + c] + (dn - md - norm * mdn) * rstd[n]);
         }
       });
     }
@@ -517,6 +591,7 @@ class CudaBackend final : public Backend<float> {
   }
   void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int64_t N, int64_t C,
                        double eps) override {
+    wrote(out, N * C), wrote(rstd, N);
     if (C % 4 == 0 && aligned16(out, inp) && aligned16(weight, weight)) {
       const int64_t C4 = C / 4;
       rows(N, [=] __device__(int64_t n, int lane) {
@@ -549,6 +624,9 @@ class CudaBackend final : public Backend<float> {
   }
   void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
                         const float* rstd, int64_t N, int64_t C) override {
+    if (dinp) wrote(dinp, N * C);
+    if (dweight) wrote(dweight, C);
+    bf16* o16 = dinp ? fill16(dinp, N * C) : nullptr;
     if (dinp && C % 4 == 0 && aligned16(dinp, dout) && aligned16(inp, weight)) {
       const int64_t C4 = C / 4;
       rows(N, [=] __device__(int64_t n, int lane) {
@@ -563,13 +641,13 @@ class CudaBackend final : public Backend<float> {
                double(dv.w) * wv.w * xv.w * r;
         }
         const float m = float(warp_sum(s) / C);
-        float4* o = reinterpret_cast<float4*>(dinp + n * C);
+        const float4* o = reinterpret_cast<const float4*>(dinp + n * C);
         for (int64_t c = lane; c < C4; c += 32) {
           const float4 dv = d[c], wv = w[c], xv = x[c];
           float4 a = o[c];
           a.x += r * (dv.x * wv.x - xv.x * r * m), a.y += r * (dv.y * wv.y - xv.y * r * m);
           a.z += r * (dv.z * wv.z - xv.z * r * m), a.w += r * (dv.w * wv.w - xv.w * r * m);
-          o[c] = a;
+          store4(dinp, o16, n * C4 + c, a);
         }
       });
     } else if (dinp) {
@@ -581,7 +659,7 @@ class CudaBackend final : public Backend<float> {
         const float m = float(warp_sum(s) / C);
         for (int64_t c = lane; c < C; c += 32) {
           const float norm = x[c] * rstd[n];
-          dinp[n * C + c] += rstd[n] * (d[c] * weight[c] - norm * m);
+          store1(dinp, o16, n * C + c, dinp[n * C + c] + rstd[n] * (d[c] * weight[c] - norm * m));
         }
       });
     }
@@ -595,24 +673,29 @@ class CudaBackend final : public Backend<float> {
   // ---- modulation ----
   void modulate_forward(float* out, const float* inp, const float* shift, const float* scl, int64_t ms, int64_t S,
                         int64_t Lf, int64_t C) override {
+    wrote(out, S * Lf * C);
+    bf16* o16 = fill16(out, S * Lf * C);
     if (C % 4 == 0 && ms % 4 == 0 && aligned16(out, inp) && aligned16(shift, scl)) {
       elems(S * Lf * C / 4, [=] __device__(int64_t q) {
         const int64_t i = 4 * q, s = i / (Lf * C), c = i % C;
         const float4 x = reinterpret_cast<const float4*>(inp)[q];
         const float4 a = *reinterpret_cast<const float4*>(scl + s * ms + c);
         const float4 b = *reinterpret_cast<const float4*>(shift + s * ms + c);
-        reinterpret_cast<float4*>(out)[q] = make_float4(x.x * (1.f + a.x) + b.x, x.y * (1.f + a.y) + b.y,
-                                                        x.z * (1.f + a.z) + b.z, x.w * (1.f + a.w) + b.w);
+        store4(out, o16, q, make_float4(x.x * (1.f + a.x) + b.x, x.y * (1.f + a.y) + b.y, x.z * (1.f + a.z) + b.z,
+                                        x.w * (1.f + a.w) + b.w));
       });
       return;
     }
     elems(S * Lf * C, [=] __device__(int64_t i) {
       const int64_t s = i / (Lf * C), c = i % C;
-      out[i] = inp[i] * (1.f + scl[s * ms + c]) + shift[s * ms + c];
+      store1(out, o16, i, inp[i] * (1.f + scl[s * ms + c]) + shift[s * ms + c]);
     });
   }
   void modulate_backward(float* dinp, float* dshift, float* dscale, const float* dout, const float* inp,
                          const float* scl, int64_t ms, int64_t S, int64_t Lf, int64_t C) override {
+    if (dinp) wrote(dinp, S * Lf * C);
+    if (dshift) wrote(dshift, (S - 1) * ms + C);
+    if (dscale) wrote(dscale, (S - 1) * ms + C);
     if (dinp && C % 4 == 0 && ms % 4 == 0 && aligned16(dinp, dout) && aligned16(scl, scl))
       elems(S * Lf * C / 4, [=] __device__(int64_t q) {
         const int64_t i = 4 * q, s = i / (Lf * C), c = i % C;
@@ -638,6 +721,7 @@ class CudaBackend final : public Backend<float> {
   }
   void gate_residual_forward(float* x, const float* y, const float* gate, int64_t ms, int64_t S, int64_t Lf,
                              int64_t C) override {
+    wrote(x, S * Lf * C);
     if (C % 4 == 0 && ms % 4 == 0 && aligned16(x, y) && aligned16(gate, gate)) {
       elems(S * Lf * C / 4, [=] __device__(int64_t q) {
         const int64_t i = 4 * q, s = i / (Lf * C), c = i % C;
@@ -656,6 +740,9 @@ class CudaBackend final : public Backend<float> {
   }
   void gate_residual_backward(float* dy, float* dgate, const float* dx, const float* y, const float* gate,
                               int64_t ms, int64_t S, int64_t Lf, int64_t C) override {
+    if (dy) wrote(dy, S * Lf * C);
+    if (dgate) wrote(dgate, (S - 1) * ms + C);
+    bf16* o16 = dy ? fill16(dy, S * Lf * C) : nullptr;
     if (dy && C % 4 == 0 && ms % 4 == 0 && aligned16(dy, dx) && aligned16(gate, gate))
       elems(S * Lf * C / 4, [=] __device__(int64_t q) {
         const int64_t i = 4 * q, s = i / (Lf * C), c = i % C;
@@ -663,12 +750,12 @@ class CudaBackend final : public Backend<float> {
         const float4 g = *reinterpret_cast<const float4*>(gate + s * ms + c);
         float4 v = reinterpret_cast<float4*>(dy)[q];
         v.x += d.x * g.x, v.y += d.y * g.y, v.z += d.z * g.z, v.w += d.w * g.w;
-        reinterpret_cast<float4*>(dy)[q] = v;
+        store4(dy, o16, q, v);
       });
     else if (dy)
       elems(S * Lf * C, [=] __device__(int64_t i) {
         const int64_t s = i / (Lf * C), c = i % C;
-        dy[i] += dx[i] * gate[s * ms + c];
+        store1(dy, o16, i, dy[i] + dx[i] * gate[s * ms + c]);
       });
     if (dgate)
       segsum(
@@ -679,6 +766,7 @@ class CudaBackend final : public Backend<float> {
   // ---- RoPE ----
   void rope_forward(float* out, const float* inp, const float* cs, const float* sn, int64_t N, int64_t H,
                     int64_t hd) override {
+    wrote(out, N * H * hd);
     const int64_t P = hd / 2;
     elems(N * H * P, [=] __device__(int64_t t) {
       const int64_t i = t % P, nh = t / P, n = nh / H;
@@ -691,6 +779,7 @@ class CudaBackend final : public Backend<float> {
   }
   void rope_backward(float* dinp, const float* dout, const float* cs, const float* sn, int64_t N, int64_t H,
                      int64_t hd) override {
+    wrote(dinp, N * H * hd);
     const int64_t P = hd / 2;
     elems(N * H * P, [=] __device__(int64_t t) {
       const int64_t i = t % P, nh = t / P, n = nh / H;
@@ -706,8 +795,10 @@ class CudaBackend final : public Backend<float> {
   void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const AttnShape& sh,
                          const AttnMask& mask, double scale) override {
     check_mask(sh, mask);
+    wrote(out, sh.B * sh.Tq * sh.H * sh.hd), wrote(lse, sh.B * sh.H * sh.Tq);
     if (use_bf16_attention(sh))
-      attention_forward_bf16(stream_, byte_scratch(attention_bf16_workspace(sh)), out, lse, q, k, v, sh, mask, float(scale));
+      attention_forward_bf16(stream_, byte_scratch(attention_bf16_workspace(sh)), out,
+                             fill16(out, sh.B * sh.Tq * sh.H * sh.hd), lse, q, k, v, sh, mask, float(scale));
     else
       attention_forward_fp32(stream_, out, lse, q, k, v, sh, mask, float(scale));
   }
@@ -715,6 +806,9 @@ class CudaBackend final : public Backend<float> {
                           const float* v, const float* out, const float* lse, const AttnShape& sh,
                           const AttnMask& mask, double scale) override {
     check_mask(sh, mask);
+    wrote(dq, sh.B * sh.Tq * sh.H * sh.hd);
+    if (dk) wrote(dk, sh.B * sh.kv_stride() * sh.H * sh.hd);
+    if (dv) wrote(dv, sh.B * sh.kv_stride() * sh.H * sh.hd);
     float* dvec = vec_scratch(sh.B * sh.H * sh.Tq);
     if (use_bf16_attention(sh))
       attention_backward_bf16(stream_, byte_scratch(attention_bf16_workspace(sh)), dq, dk, dv, dvec, dout, q, k, v, out, lse, sh, mask, float(scale));
@@ -724,6 +818,7 @@ class CudaBackend final : public Backend<float> {
 
   // ---- embeddings and (un)patchify ----
   void timestep_embedding(float* out, const float* t, int64_t N, int64_t dim) override {
+    wrote(out, N * dim);
     CFP_CHECK(dim % 2 == 0, "time embedding width must be even, got %lld", static_cast<long long>(dim));
     const int64_t half = dim / 2;
     elems(N * half, [=] __device__(int64_t x) {
@@ -736,18 +831,22 @@ class CudaBackend final : public Backend<float> {
   }
   void patchify(float* tokens, const float* x, int64_t B, int64_t F, int64_t C, int64_t H, int64_t W, int64_t ph,
                 int64_t pw) override {
+    wrote(tokens, B * F * C * H * W);
     patch_loop(B, F, C, H, W, ph, pw, false, [=] __device__(int64_t ti, int64_t xi) { tokens[ti] = x[xi]; });
   }
   void patchify_backward(float* dx, const float* dtokens, int64_t B, int64_t F, int64_t C, int64_t H, int64_t W,
                          int64_t ph, int64_t pw) override {
+    wrote(dx, B * F * C * H * W);
     patch_loop(B, F, C, H, W, ph, pw, false, [=] __device__(int64_t ti, int64_t xi) { dx[xi] += dtokens[ti]; });
   }
   void unpatchify(float* x, const float* tokens, int64_t B, int64_t F, int64_t C, int64_t H, int64_t W, int64_t ph,
                   int64_t pw) override {
+    wrote(x, B * F * C * H * W);
     patch_loop(B, F, C, H, W, ph, pw, true, [=] __device__(int64_t ti, int64_t xi) { x[xi] = tokens[ti]; });
   }
   void unpatchify_backward(float* dtokens, const float* dx, int64_t B, int64_t F, int64_t C, int64_t H, int64_t W,
                            int64_t ph, int64_t pw) override {
+    wrote(dtokens, B * F * C * H * W);
     patch_loop(B, F, C, H, W, ph, pw, true, [=] __device__(int64_t ti, int64_t xi) { dtokens[ti] += dx[xi]; });
   }
 
@@ -870,15 +969,19 @@ class CudaBackend final : public Backend<float> {
     return vec_buf_;
   }
 
-  struct WeightCopy {
-    int64_t rows = 0, cols = 0, ld = 0;
-    uintptr_t span = 0;  // bytes of the fp32 weight from its address
+  struct Copy16 {
+    int64_t n = 0, cap = 0;  // fp32 elements the copy holds / has room for
     void* bf16 = nullptr;
     bool valid = false;
+    bool counted = false;  // charged to act_bytes_
   };
-  std::map<uintptr_t, std::vector<WeightCopy>> weights_;
-  uintptr_t max_weight_span_ = 0;
-  bool weight_cache_ = false;
+  enum class Cache { off, weights, all };
+  std::map<uintptr_t, Copy16> copies_;  // by fp32 address
+  uintptr_t max_span_ = 0;              // the largest fp32 byte span of any copy (for overlap lookups)
+  Cache cache_ = Cache::off;
+  bool fused_bias_ = false;
+  bool fill16_ = false;
+  size_t act_bytes_ = 0, act_budget_ = 0;
   std::unique_ptr<Gemm> gemm_;
   GemmMode gemm_mode_ = GemmMode::fp32;
   int device_;

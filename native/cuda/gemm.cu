@@ -112,7 +112,7 @@ struct Gemm::Impl {
     cublasLtMatmulAlgo_t algo{};
     bool ok = false;
   };
-  using Key = std::tuple<int, bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>;
+  using Key = std::tuple<int, bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool>;
   cublasLtHandle_t lt = nullptr;
   void* ws = nullptr;
   std::map<Key, Plan> plans;
@@ -123,9 +123,10 @@ struct Gemm::Impl {
     if (p.b) cublasLtMatrixLayoutDestroy(p.b);
     if (p.c) cublasLtMatrixLayoutDestroy(p.c);
   }
-  // mode decides the operand type (bf16_cast: bf16 operands) and the compute type.
+  // mode decides the operand type (bf16_cast: bf16 operands) and the compute type; bias: the bias
+  // epilogue (an fp32 vector over C's columns, i.e. over the rows of the column-major result).
   Plan make_plan(GemmMode mode, bool ta, bool tb, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb,
-                 int64_t ldc) {
+                 int64_t ldc, bool bias) {
     Plan p;
     auto ok = [](cublasStatus_t s) { return s == CUBLAS_STATUS_SUCCESS; };
     const cublasComputeType_t compute = mode == GemmMode::bf16_fast ? CUBLAS_COMPUTE_32F_FAST_16BF : CUBLAS_COMPUTE_32F;
@@ -134,6 +135,10 @@ struct Gemm::Impl {
     cublasOperation_t opa = tb ? CUBLAS_OP_T : CUBLAS_OP_N, opb = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof(opa));
     cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof(opb));
+    if (bias) {
+      const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+      if (!ok(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)))) return p;
+    }
     // First operand (our B): column-major N x K (or K x N when transposed), ld = ldb.
     if (!ok(cublasLtMatrixLayoutCreate(&p.a, in, tb ? K : N, tb ? N : K, ldb))) return p;
     if (!ok(cublasLtMatrixLayoutCreate(&p.b, in, ta ? M : K, ta ? K : M, lda))) return p;
@@ -152,18 +157,29 @@ struct Gemm::Impl {
     }
     return p;
   }
+  // false: no algorithm for this shape (the tiled kernel takes it), or none with the bias epilogue
+  // (the caller runs it without).
   bool matmul(GemmMode mode, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const void* A,
-              int64_t lda, const void* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-    const Key key{int(mode), ta, tb, M, N, K, lda, ldb, ldc};
+              int64_t lda, const void* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* bias = nullptr) {
+    const Key key{int(mode), ta, tb, M, N, K, lda, ldb, ldc, bias != nullptr};
     auto it = plans.find(key);
-    if (it == plans.end()) it = plans.emplace(key, make_plan(mode, ta, tb, M, N, K, lda, ldb, ldc)).first;
-    const Plan& p = it->second;
-    if (!p.ok) return false;  // no algorithm for this shape: the tiled kernel takes it
+    if (it == plans.end()) it = plans.emplace(key, make_plan(mode, ta, tb, M, N, K, lda, ldb, ldc, bias != nullptr)).first;
+    Plan& p = it->second;
+    if (!p.ok) return false;
+    if (bias && !ok(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)))) {
+      p.ok = false;
+      return false;
+    }
     const cublasStatus_t st =
         cublasLtMatmul(lt, p.op, &alpha, B, p.a, A, p.b, &beta, C, p.c, C, p.c, &p.algo, ws, kWorkspace, stream);
+    if (bias && st != CUBLAS_STATUS_SUCCESS) {  // refused before running: never try this shape with a bias again
+      p.ok = false;
+      return false;
+    }
     CFP_CHECK(st == CUBLAS_STATUS_SUCCESS, "cuBLASLt matmul failed (status %d)", int(st));
     return true;
   }
+  static bool ok(cublasStatus_t s) { return s == CUBLAS_STATUS_SUCCESS; }
 #endif
 };
 
@@ -201,32 +217,39 @@ void Gemm::cast_bf16(void* dst, const float* src, int64_t rows, int64_t cols, in
   check_launch("cast_bf16");
 }
 
-void Gemm::run(GemmMode mode, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-               int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const void* b16in) {
+bool Gemm::run(GemmMode mode, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+               int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const void* a16in,
+               const void* b16in, const float* bias) {
 #ifdef CFPIPE_HAVE_CUBLASLT
   if (mode == GemmMode::bf16_cast) {
     // The stored matrices (A is [K, M] when ta, B is [N, K] when tb) become compact bf16 copies.
     const int64_t ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
-    __nv_bfloat16* a16 = impl_->cast_scratch(0, ar * ac);
-    cast_bf16(a16, A, ar, ac, lda);
+    const void* a16 = a16in;
+    if (!a16) {
+      __nv_bfloat16* a = impl_->cast_scratch(0, ar * ac);
+      cast_bf16(a, A, ar, ac, lda);
+      a16 = a;
+    }
     const void* b16 = b16in;
     if (!b16) {
       __nv_bfloat16* b = impl_->cast_scratch(1, br * bc);
       cast_bf16(b, B, br, bc, ldb);
       b16 = b;
     }
-    if (impl_->matmul(mode, ta, tb, M, N, K, alpha, a16, ac, b16, bc, beta, C, ldc)) return;
+    if (bias && impl_->matmul(mode, ta, tb, M, N, K, alpha, a16, ac, b16, bc, beta, C, ldc, bias)) return true;
+    if (impl_->matmul(mode, ta, tb, M, N, K, alpha, a16, ac, b16, bc, beta, C, ldc)) return false;
   } else if (impl_->matmul(mode, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) {
-    return;
+    return false;
   }
 #endif
-  (void)b16in;  // the tiled kernel rounds B itself
+  (void)a16in, (void)b16in, (void)bias;  // the tiled kernel rounds its operands itself
   dim3 grid(unsigned((N + kTN - 1) / kTN), unsigned((M + kTM - 1) / kTM));
   if (mode == GemmMode::fp32)
     k_gemm_tiled<false><<<grid, 256, 0, impl_->stream>>>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   else
     k_gemm_tiled<true><<<grid, 256, 0, impl_->stream>>>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   check_launch("gemm_tiled");
+  return false;
 }
 
 bool Gemm::run_bf16_operands(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void* A, int64_t lda,

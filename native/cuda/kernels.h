@@ -16,6 +16,7 @@ namespace cuda {
 
 // ---- attention (attention_fp32.cu: scalar fp32, the parity reference; attention_bf16.cu:
 // tensor-core bf16 with fp32 accumulation). dvec: Tq*B*H floats of scratch for the backward.
+// out16 (optional): the forward also writes out's bf16 rounding there (same layout).
 void attention_forward_fp32(cudaStream_t s, float* out, float* lse, const float* q, const float* k, const float* v,
                             const AttnShape& sh, const AttnMask& mask, float scale);
 void attention_backward_fp32(cudaStream_t s, float* dq, float* dk, float* dv, float* dvec, const float* dout,
@@ -23,8 +24,8 @@ void attention_backward_fp32(cudaStream_t s, float* dq, float* dk, float* dv, fl
                              const AttnShape& sh, const AttnMask& mask, float scale);
 bool attention_bf16_supports(const AttnShape& sh);
 size_t attention_bf16_workspace(const AttnShape& sh);  // bytes of `ws` the bf16 calls need
-void attention_forward_bf16(cudaStream_t s, void* ws, float* out, float* lse, const float* q, const float* k, const float* v,
-                            const AttnShape& sh, const AttnMask& mask, float scale);
+void attention_forward_bf16(cudaStream_t s, void* ws, float* out, void* out16, float* lse, const float* q, const float* k,
+                            const float* v, const AttnShape& sh, const AttnMask& mask, float scale);
 void attention_backward_bf16(cudaStream_t s, void* ws, float* dq, float* dk, float* dv, float* dvec, const float* dout,
                              const float* q, const float* k, const float* v, const float* out, const float* lse,
                              const AttnShape& sh, const AttnMask& mask, float scale);
@@ -41,10 +42,13 @@ class Gemm {
   ~Gemm();
   Gemm(const Gemm&) = delete;
   Gemm& operator=(const Gemm&) = delete;
-  // b16 (bf16_cast only, optional): B already rounded to a compact bf16 copy (the backend's
-  // weight cache), so only A is cast.
-  void run(GemmMode mode, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const void* b16 = nullptr);
+  // a16, b16 (bf16_cast only, optional): A or B already rounded to a compact bf16 copy of the
+  // stored matrix (the backend's kept copies), so that operand is not cast again. bias (optional,
+  // bf16_cast only): C += bias on every row in cuBLASLt's epilogue, where it has an algorithm for
+  // that; returns whether the bias was added (if not, the caller adds it).
+  bool run(GemmMode mode, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const void* a16 = nullptr,
+           const void* b16 = nullptr, const float* bias = nullptr);
   // Bare cuBLASLt on operands already in bf16 (the benchmark's reference); false without cuBLASLt.
   bool run_bf16_operands(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void* A, int64_t lda,
                          const void* B, int64_t ldb, float* C, int64_t ldc);

@@ -80,6 +80,16 @@ class Profiler final : public OpProfiler, public Backend<float> {
     s.ta = ta, s.tb = tb, s.M = M, s.N = N, s.K = K;
     timed(s, [&] { in_.gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); });
   }
+  void gemm_bias(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+                 int64_t ldb, const float* bias, float* C, int64_t ldc) override {
+    char nm[96];
+    std::snprintf(nm, sizeof nm, "gemm %c%c %lldx%lldx%lld%s", ta ? 'T' : 'N', tb ? 'T' : 'N', (long long)M,
+                  (long long)N, (long long)K, bias ? " +bias" : "");
+    OpStat s;
+    s.name = nm, s.kind = "gemm", s.flops = 2.0 * double(M) * double(N) * double(K);
+    s.ta = ta, s.tb = tb, s.M = M, s.N = N, s.K = K;
+    timed(s, [&] { in_.gemm_bias(ta, tb, M, N, K, A, lda, B, ldb, bias, C, ldc); });
+  }
   void add_bias(float* o, const float* b, int64_t N, int64_t C) override {
     mem("add_bias", 2 * N * C, [&] { in_.add_bias(o, b, N, C); });
   }

@@ -37,6 +37,7 @@ int main() {
 }
 #else
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <functional>
