@@ -9,7 +9,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cfpipeBin } from '../util/paths.js';
+import { parse as parseYaml } from 'yaml';
+import { compilePipeline } from '../../runner/compile/index.js';
+import { cfpipeBin, fromRoot, repoRoot } from '../util/paths.js';
 
 const PIPELINE = `pipeline "presets"
 
@@ -188,4 +190,22 @@ test('--params in every pipeline command\'s help and the README', () => {
   }
   const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
   assert.match(readme, /--params configs\/presets\/gpu\.yaml/);
+});
+
+test('the shipped GPU preset compiles with every shipped pipeline and reaches every model stage\'s model_kwargs', () => {
+  const presetPath = fromRoot('configs', 'presets', 'gpu.yaml');
+  const preset = parseYaml(readFileSync(presetPath, 'utf8')) as { model: Record<string, unknown> };
+  assert.ok(Object.keys(preset.model).length > 0);
+  for (const pipeline of ['framewise', 'chunkwise', 'ablation']) {
+    const { graph, diagnostics } = compilePipeline(fromRoot('pipelines', `${pipeline}.cf`), { paramFiles: [presetPath], root: repoRoot, gpusAvailable: 0 });
+    assert.ok(graph, `${pipeline}: ${diagnostics.map((d) => d.message).join('; ')}`);
+    const modelTasks = graph.tasks.filter((t) => ['train', 'ode_pairs', 'infer'].includes(t.kind));
+    assert.ok(modelTasks.length >= 5, pipeline);
+    // Every network the pipeline builds (train, ODE pairs, inference) must have the preset's shape,
+    // or a checkpoint would not load into the next stage.
+    for (const t of modelTasks) {
+      const kwargs = t.config?.values['model_kwargs'] as Record<string, unknown> | undefined;
+      for (const [key, value] of Object.entries(preset.model)) assert.deepEqual(kwargs?.[key], value, `${pipeline}: ${t.id} model_kwargs.${key}`);
+    }
+  }
 });
