@@ -737,11 +737,18 @@ __global__ void k_sum_splits(float* dk, float* dv, const float* part, int64_t sp
   }
 }
 
-// Query splits of the dk/dv pass: enough blocks for two per multiprocessor of a 132-SM H200
-// (a constant, not read off the device, so results do not depend on the GPU), in whole tiles.
+// Query splits of the dk/dv pass, in whole tiles, where the key blocks alone do not fill the 264
+// block slots (two per multiprocessor) of a 132-SM H200 (a constant, not read off the device, so
+// results do not depend on the GPU): enough splits for one full wave, and more while the last wave
+// would be under 90% full (cross-attention's 96 key blocks: 5 splits, 480 blocks, instead of 3,
+// whose 288 blocks left a second wave of 24).
 int64_t dkv_qsplit(const AttnShape& sh) {
+  constexpr int64_t kSlots = 264;
   const int64_t blocks = (round64(sh.Tk) / kBwdRows) * sh.B * sh.H, tq = round64(sh.Tq);
-  const int64_t splits = std::max<int64_t>(1, std::min<int64_t>((264 + blocks - 1) / blocks, tq / 256));
+  const int64_t most = std::max<int64_t>(1, tq / 256);
+  int64_t splits = std::max<int64_t>(1, std::min<int64_t>((kSlots + blocks - 1) / blocks, most));
+  auto full = [&](int64_t s) { return 10 * s * blocks >= 9 * kSlots * ((s * blocks + kSlots - 1) / kSlots); };
+  while (blocks < kSlots && splits < most && !full(splits)) ++splits;
   return (tq / splits + kFaQueries - 1) / kFaQueries * kFaQueries;
 }
 

@@ -531,6 +531,38 @@ class CudaBackend final : public Backend<float> {
                          const float* bias, int64_t N, int64_t C, double eps) override {
     wrote(out, N * C), wrote(mean, N), wrote(rstd, N);
     bf16* o16 = fill16(out, N * C);
+    if (C % 4 == 0 && aligned16(out, inp) && aligned16(weight, bias)) {  // 16-byte loads; the same sums per row
+      const int64_t C4 = C / 4;
+      rows(N, [=] __device__(int64_t n, int lane) {
+        const float4* x = reinterpret_cast<const float4*>(inp + n * C);
+        double m = 0;
+        for (int64_t c = lane; c < C4; c += 32) {
+          const float4 v = x[c];
+          m += double(v.x) + double(v.y) + double(v.z) + double(v.w);
+        }
+        m = warp_sum(m) / double(C);
+        double var = 0;
+        for (int64_t c = lane; c < C4; c += 32) {
+          const float4 v = x[c];
+          var += (v.x - m) * (v.x - m) + (v.y - m) * (v.y - m) + (v.z - m) * (v.z - m) + (v.w - m) * (v.w - m);
+        }
+        var = warp_sum(var) / double(C);
+        const float mt = float(m), rs = float(1.0 / sqrt(var + eps));
+        if (lane == 0) mean[n] = mt, rstd[n] = rs;
+        const float4* w = reinterpret_cast<const float4*>(weight);
+        const float4* b = reinterpret_cast<const float4*>(bias);
+        for (int64_t c = lane; c < C4; c += 32) {
+          const float4 v = x[c];
+          float4 y = make_float4((v.x - mt) * rs, (v.y - mt) * rs, (v.z - mt) * rs, (v.w - mt) * rs);
+          if (w) {
+            const float4 g = w[c], h = b ? b[c] : make_float4(0.f, 0.f, 0.f, 0.f);
+            y = make_float4(y.x * g.x + h.x, y.y * g.y + h.y, y.z * g.z + h.z, y.w * g.w + h.w);
+          }
+          store4(out, o16, n * C4 + c, y);
+        }
+      });
+      return;
+    }
     rows(N, [=] __device__(int64_t n, int lane) {
       const float* x = inp + n * C;
       double m = 0;
@@ -556,8 +588,36 @@ class CudaBackend final : public Backend<float> {
     if (dinp) wrote(dinp, N * C);
     if (dweight) wrote(dweight, C);
     if (dbias) wrote(dbias, C);
-    if (dinp) {
-      bf16* o16 = fill16(dinp, N * C);
+    bf16* o16 = dinp ? fill16(dinp, N * C) : nullptr;
+    if (dinp && C % 4 == 0 && aligned16(dinp, dout) && aligned16(inp, weight)) {  // 16-byte loads
+      const int64_t C4 = C / 4;
+      rows(N, [=] __device__(int64_t n, int lane) {
+        const float4* x = reinterpret_cast<const float4*>(inp + n * C);
+        const float4* d = reinterpret_cast<const float4*>(dout + n * C);
+        const float4* w = reinterpret_cast<const float4*>(weight);
+        const float mn = mean[n], rn = rstd[n];
+        double sum_d = 0, sum_dn = 0;
+        for (int64_t c = lane; c < C4; c += 32) {
+          const float4 dv = d[c], xv = x[c], wv = w ? w[c] : make_float4(1.f, 1.f, 1.f, 1.f);
+          const double d0 = double(dv.x) * wv.x, d1 = double(dv.y) * wv.y, d2 = double(dv.z) * wv.z,
+                       d3 = double(dv.w) * wv.w;
+          sum_d += d0 + d1 + d2 + d3;
+          sum_dn += d0 * (double(xv.x) - mn) * rn + d1 * (double(xv.y) - mn) * rn + d2 * (double(xv.z) - mn) * rn +
+                    d3 * (double(xv.w) - mn) * rn;
+        }
+        const float md = float(warp_sum(sum_d) / C), mdn = float(warp_sum(sum_dn) / C);
+        const float4* o = reinterpret_cast<const float4*>(dinp + n * C);
+        for (int64_t c = lane; c < C4; c += 32) {
+          const float4 dv = d[c], xv = x[c], wv = w ? w[c] : make_float4(1.f, 1.f, 1.f, 1.f);
+          float4 a = o[c];
+          a.x += (dv.x * wv.x - md - (xv.x - mn) * rn * mdn) * rn;
+          a.y += (dv.y * wv.y - md - (xv.y - mn) * rn * mdn) * rn;
+          a.z += (dv.z * wv.z - md - (xv.z - mn) * rn * mdn) * rn;
+          a.w += (dv.w * wv.w - md - (xv.w - mn) * rn * mdn) * rn;
+          store4(dinp, o16, n * C4 + c, a);
+        }
+      });
+    } else if (dinp) {
       rows(N, [=] __device__(int64_t n, int lane) {
         const float* x = inp + n * C;
         const float* d = dout + n * C;
