@@ -14,6 +14,12 @@
 #     variant   test_cuda_parity bf16 attention section + bf16 profile with the other attention
 #               tile shapes (CFPIPE_ATTN_FWD_MT=1 CFPIPE_ATTN_DKV_Q=32)
 #     bench     cuda_bench bf16 --gemm, fp32 --profile, bf16 with cuBLASLt fast mode;  bench16: bf16 --gemm only
+#     ab        cuda_bench bf16 with one of this round's changes undone each: the two-pass attention
+#               backward (CFPIPE_ATTN_BWD=recompute), bf16 copies of weights only
+#               (CFPIPE_CUDA_BF16_CACHE=weights), copies made by the GEMMs only (CFPIPE_CUDA_BF16_FILL=0),
+#               bias by its own kernel (CFPIPE_CUDA_GEMM_BIAS=0), noise drawn on the host
+#               (CFPIPE_CUDA_HOST_NOISE=1)
+#     repeat    cuda_bench bf16 twice more (the step figures of three runs)
 #     train     test_cuda_train bf16;  train32: test_cuda_train (fp32)
 #     torch     the comparison against PyTorch (cached figures unless TORCH_MEASURE)
 set -u
@@ -54,6 +60,23 @@ if want bench || want bench16; then
   stamp "cuda_bench bf16 --gemm"
   timeout 200 $bd/cuda_bench --precision bf16 --gemm > "$out/bench_bf16.log" 2>&1; echo "exit $?"
   cat "$out/bench_bf16.log"
+fi
+if want ab; then
+  for v in CFPIPE_ATTN_BWD=recompute CFPIPE_CUDA_BF16_CACHE=weights CFPIPE_CUDA_BF16_FILL=0 CFPIPE_CUDA_GEMM_BIAS=0 \
+    CFPIPE_CUDA_HOST_NOISE=1; do
+    stamp "cuda_bench bf16 with $v"
+    { echo "=== $v"; env "$v" timeout 100 $bd/cuda_bench --precision bf16 2>&1; } > "$out/ab.tmp"; echo "exit $?"
+    grep -E "step|generation|latency" "$out/ab.tmp"
+    cat "$out/ab.tmp" >> "$out/ab.log" && rm "$out/ab.tmp"
+  done
+fi
+if want repeat; then
+  for r in 2 3; do
+    stamp "cuda_bench bf16, run $r"
+    { echo "=== run $r"; timeout 100 $bd/cuda_bench --precision bf16 2>&1; } > "$out/repeat.tmp"; echo "exit $?"
+    grep -E "step|generation|latency" "$out/repeat.tmp"
+    cat "$out/repeat.tmp" >> "$out/repeat.log" && rm "$out/repeat.tmp"
+  done
 fi
 if want bench; then
   stamp "cuda_bench fp32 --profile"
