@@ -89,7 +89,7 @@ export const STAGE_KINDS: { readonly [name: string]: StageKindSpec } = {
       trainer: param({ kind: 'string', oneOf: ['diffusion', 'ode', 'score_distillation', 'consistency_distillation'] }, 'must agree with the config\'s `trainer` when both are given'),
       steps: required(int, 'optimizer steps (written to the config as max_steps)'),
       checkpoint_every: param(int, 'steps between resumable checkpoints', 100, false),
-      use_ema: param(bool, 'publish the EMA weights as the model', false),
+      use_ema: param(bool, 'fail unless the EMA ran, so the model holds generator_ema beside generator (an infer stage reads it with its own use_ema; init, teacher and real_score inputs read generator)', false),
     },
     config: { required: true },
     trainerInputs: {
