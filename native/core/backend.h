@@ -96,7 +96,7 @@ class Backend {
 
   // ---- random numbers -----------------------------------------------------------------------
   // dst[0, n) = the n standard normals a Philox stream at `at` draws (philox_fill_normal: floats,
-  // converted to T); `at` is not advanced (the caller skips the stream past them). The default
+  // converted to T); `at` is not advanced (draw_normal below also moves the stream). The default
   // draws on the host and uploads. A device backend may draw them itself with the same words and
   // the same double-precision Box-Muller; its log/sin/cos may differ from the host's in the last
   // bit of a double, which changes a float only when it lies that close to a rounding boundary.
@@ -106,6 +106,13 @@ class Backend {
     philox_fill_normal(at, f.data(), f.size());
     const std::vector<T> h(f.begin(), f.end());
     upload(dst, h.data(), n);
+  }
+  // n normals from `rng` at its position, which then moves past them: what a host fill_normal of
+  // n values would draw and consume, wherever the backend draws them. Callers use this, not the
+  // pair philox_normal + skip_fill, so the stream can never be left behind the draw.
+  void draw_normal(T* dst, int64_t n, Philox& rng) {
+    philox_normal(dst, n, rng.state());
+    rng.skip_fill(static_cast<size_t>(n));
   }
 
   // ---- BLAS-like ----------------------------------------------------------------------------

@@ -33,8 +33,7 @@ T* upload_host(ObjectiveScratch<T>& s, const std::string& name, const std::vecto
 template <class T>
 T* draw_noise(ObjectiveScratch<T>& s, const std::string& name, int64_t n, Philox& rng) {
   T* d = s.get(name, n);
-  s.backend().philox_normal(d, n, rng.state());
-  rng.skip_fill(static_cast<size_t>(n));
+  s.backend().draw_normal(d, n, rng);
   return d;
 }
 

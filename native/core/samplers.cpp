@@ -33,8 +33,7 @@ struct Frames {
   }
   // Fresh N(0, 1) noise for `frames` frames from rng.
   void noise(float* dst, int64_t frames, Philox& rng) {
-    be.philox_normal(dst, B * frames * N, rng.state());
-    rng.skip_fill(static_cast<size_t>(B * frames * N));
+    be.draw_normal(dst, B * frames * N, rng);
   }
 };
 

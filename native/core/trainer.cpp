@@ -237,8 +237,7 @@ double plain_diffusion_loss(Model<float>& model, ObjectiveScratch<float>& s, con
     return p;
   };
   float* eps = s.get("pd.eps", n);
-  be.philox_normal(eps, n, rng.state());
-  rng.skip_fill(static_cast<size_t>(n));
+  be.draw_normal(eps, n, rng);
   float* xt = s.get("pd.xt", n);
   float* tmp = s.get("pd.tmp", n);
   be.copy(xt, x0, n);
