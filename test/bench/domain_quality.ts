@@ -4,7 +4,9 @@
 //
 //   npx tsc -p . && node dist/test/bench/domain_quality.js [--base-steps N] [--ar-steps N] [--lr X]
 //        [--ar-lr X] [--clips N] [--samples N] [--directions a,b] [--work DIR] [--normalise]
-//        [--device cuda] [--colors all|a,b] [--patch N] [--guidances 3,6]
+//        [--device cuda] [--colors all|a,b] [--patch N] [--guidances 3,6] [--ema W] [--ema-start N]
+//   --ema W: keep an EMA (decay W) from step --ema-start (default 0) in the base and the teacher, and
+//   evaluate both the raw weights and the EMA (labels end in "ema"); the teacher starts from the base's EMA.
 //   --base-steps and --ar-steps take a comma list of milestones: the base trains on (resuming) to
 //   each milestone and is evaluated there; a fresh AR teacher is trained from every base milestone
 //   through the AR milestones, evaluated at each. One `result {...}` JSON line per evaluation.
@@ -38,6 +40,11 @@ const batch = Number(opt('batch', '8'));
 const work = opt('work', '/tmp/dq');
 const directions = opt('directions', '');
 const reuseBase = flag('reuse-base');
+const emaWeight = Number(opt('ema', '0'));
+const ema = emaWeight > 0 ? { emaWeight, emaStartStep: Number(opt('ema-start', '0')) } : {};
+// The weights each evaluation reads: the raw generator, and its EMA when one is kept.
+const prefixes = emaWeight > 0 ? ['generator.', 'generator_ema.'] : ['generator.'];
+const prefixLabel = (prefix: string): string => (prefix === 'generator_ema.' ? ' ema' : '');
 mkdirSync(work, { recursive: true });
 
 const domain = domainConfig({ frames: 9, height: 16, width: 16, ...(colors === 'all' ? {} : { colors: colors.split(',') }), ...(directions ? { directions: directions.split(',') } : {}),
@@ -104,12 +111,13 @@ allSamples.set(samples);
 for (let i = 0; i < extra; i++) allSamples.set(samples.subarray(((i * 7) % nClips) * per, (((i * 7) % nClips) + 1) * per), (nClips + i) * per);
 const rows = nClips + extra;
 const model = (k: number): ModelConfigInput => ({ preset: 'tiny', framesPerBlock: k, channels: 12, heads: Number(opt('heads', '4')), ropeTheta: Number(opt('rope-theta', '10000')), dim: Number(opt('dim', '64')), layers: Number(opt('layers', '4')), ffnDim: Number(opt('ffn', '256')), freqDim: 32, textDim: 32, textLen: 8, frames: 9, height: 8, width: 8, patchT: 1, patchH: patch, patchW: patch });
-const common = (k: number): Omit<TrainOptions, 'trainer' | 'steps' | 'data'> => ({ config: model(k), batch, seed: 0, beta2: 0.999, weightDecay: 0.01, timestepShift: Number(opt('shift', '1')), dmdTimestepShift: Number(opt('shift', '1')), threads: 2, device });
+const common = (k: number): Omit<TrainOptions, 'trainer' | 'steps' | 'data'> => ({ ...ema, config: model(k), batch, seed: 0, beta2: 0.999, weightDecay: 0.01, timestepShift: Number(opt('shift', '1')), dmdTimestepShift: Number(opt('shift', '1')), threads: 2, device });
 
-async function evalModel(label: string, weights: string, k: number, extra: Partial<SampleOptions> = {}): Promise<void> {
+async function evalModel(label: string, weights: string, k: number, options: Partial<SampleOptions> & { prefix?: string } = {}): Promise<void> {
+  const { prefix = 'generator.', ...extra } = options;
   const prompts = held.slice(0, nSamples).map((c) => c.prompt);
   const t0 = Date.now();
-  const r = await sample({ mode: 'many_step', config: model(k), weights: { path: weights, prefix: 'generator.' }, count: prompts.length, batch: 8, seed: 0, threads: 2, device, text: enc.encodeBatch(prompts), textUncond: negative, timestepShift: Number(opt('shift', '1')), numSteps, shift: Number(opt('shift', '1')), guidance, solver: opt('solver', 'unipc') as 'unipc' | 'euler', ...extra });
+  const r = await sample({ mode: 'many_step', config: model(k), weights: { path: weights, prefix }, count: prompts.length, batch: 8, seed: 0, threads: 2, device, text: enc.encodeBatch(prompts), textUncond: negative, timestepShift: Number(opt('shift', '1')), numSteps, shift: Number(opt('shift', '1')), guidance, solver: opt('solver', 'unipc') as 'unipc' | 'euler', ...extra });
   const videos: LabelledVideo[] = prompts.map((prompt, i) => ({ prompt, video: vae.decodeToVideo(denormalise(r.output!.subarray(i * per, (i + 1) * per)), shape) }));
   const m = evaluateVideos(videos, held);
   const a = m.generated.adherence;
@@ -132,17 +140,17 @@ for (const baseSteps of baseMilestones) {
     console.log(`base: ${baseSteps} steps, loss ${r.loss.toFixed(4)}, ${r.seconds.toFixed(1)} s`);
   }
   if (!flag('skip-base-eval')) {
-    await evalModel(`base ${baseSteps} (full mask)`, basePath, 9);
+    for (const prefix of prefixes) await evalModel(`base ${baseSteps} (full mask)${prefixLabel(prefix)}`, basePath, 9, { prefix });
     if (flag('both-guidance')) await evalModel('base (full mask), guidance 1', basePath, 9, { guidance: 1 });
   }
   const arWork = join(work, `ar-work-${baseSteps}`);
   rmSync(arWork, { recursive: true, force: true });
   for (const arSteps of arMilestones) {
     const arPath = join(work, 'ar.safetensors');
-    const r = await train({ ...common(1), trainer: 'diffusion', causal: true, teacherForcing: true, steps: arSteps, lr: arLr, beta1: Number(opt('ar-beta1', '0')), init: basePath, data: baseData, outputPath: arPath, workDir: arWork, resume: true, checkpointEvery: arSteps });
+    const r = await train({ ...common(1), trainer: 'diffusion', causal: true, teacherForcing: true, steps: arSteps, lr: arLr, beta1: Number(opt('ar-beta1', '0')), init: { path: basePath, prefix: prefixes.at(-1)! }, data: baseData, outputPath: arPath, workDir: arWork, resume: true, checkpointEvery: arSteps });
     console.log(`ar: ${arSteps} steps, loss ${r.loss.toFixed(4)}, ${r.seconds.toFixed(1)} s`);
     for (const g of opt('guidances', String(guidance)).split(',').map(Number)) {
-      await evalModel(`AR teacher ${baseSteps}/${arSteps} g${g} (cached, many-step)`, arPath, 1, { guidance: g });
+      for (const prefix of prefixes) await evalModel(`AR teacher ${baseSteps}/${arSteps} g${g} (cached, many-step)${prefixLabel(prefix)}`, arPath, 1, { guidance: g, prefix });
     }
   }
   // --bidi-from-ar N: a bidirectional model fine-tuned (full mask, one noise level per clip) from
