@@ -4,6 +4,9 @@
 //                                         shard = shard  shards = 4 }
 //
 // Shard r of W handles rows r, r+W, r+2W, ... of the clean dataset (upstream's rank sharding).
+// `unique_prompts = true` first keeps only the first row of each prompt: lmdb_build drops rows of
+// a prompt already seen, so on a dataset of many clips per prompt the rest would be integrated
+// only to be thrown away.
 // Each row: noise → `steps` Euler steps (shift from model_kwargs.timestep_shift) of the teacher
 // under CFG (standard form, `guidance_scale`) conditioned on the row's clean latent through
 // teacher forcing (`mode` full) or the equivalent block-by-block KV cache (`mode` blockwise_kv),
@@ -19,7 +22,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { readCheckedSafetensors, sample, verifyCheckedSafetensors, writeCheckedSafetensors, type DeviceSpec, type SampleOptions } from '../../native/index.js';
 import { LatentLmdbReader, LmdbLayoutError } from '../domain/lmdb_layout.js';
-import { intParam, stringParam } from '../domain/params.js';
+import { boolParam, intParam, stringParam } from '../domain/params.js';
 import { TrajectoryShardWriter } from '../domain/trajectories.js';
 import { checkClipShape, denoisingSteps, generatorShift, modelConfigFromValues, negativePrompt, numberKey, textEncoderFor, threadsFor, type ConfigValues } from './native_config.js';
 import { KindError, type KindContext, type StageKind } from './types.js';
@@ -33,6 +36,26 @@ const chunkPath = (workDir: string, first: number) => join(workDir, `chunk-${Str
 /** Snapshot steps: n evenly spaced steps from 0 (upstream: [0, 12, 24, 36] of 48). */
 export function snapshotSteps(steps: number, n: number): number[] {
   return Array.from({ length: n }, (_, j) => Math.floor((j * steps) / n));
+}
+
+const allRows = (count: number): number[] => Array.from({ length: count }, (_, i) => i);
+
+/** Rows 0..count-1 whose prompt no earlier row has, in order. */
+export function firstRowOfEachPrompt(count: number, promptOf: (row: number) => string): number[] {
+  const seen = new Set<string>();
+  const rows: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const prompt = promptOf(i);
+    if (seen.has(prompt)) continue;
+    seen.add(prompt);
+    rows.push(i);
+  }
+  return rows;
+}
+
+/** Shard r of W: the candidates at positions r, r+W, r+2W, ... */
+export function shardRows(candidates: readonly number[], shard: number, shards: number): number[] {
+  return candidates.filter((_, j) => j % shards === shard);
 }
 
 export const kind: StageKind = {
@@ -54,6 +77,7 @@ export const kind: StageKind = {
     const mode = stringParam(KIND, task.params, 'mode') ?? 'blockwise_kv';
     if (mode !== 'full' && mode !== 'blockwise_kv') throw new KindError(`${KIND}: \`mode\` must be "full" or "blockwise_kv", got "${mode}"`);
     const seed = intParam(KIND, task.params, 'seed', 0);
+    const uniquePrompts = boolParam(KIND, task.params, 'unique_prompts', false);
     const model = modelConfigFromValues(KIND, values);
     const nSnapshots = denoisingSteps(KIND, values)?.length ?? 4;
     if (steps < nSnapshots) throw new KindError(`${KIND}: ${steps} ODE steps cannot hold ${nSnapshots} snapshots`);
@@ -71,8 +95,7 @@ export const kind: StageKind = {
         const [, f, c, h, w] = reader.trajectoryShape;
         clipShape = [f, c, h, w];
         checkClipShape(KIND, dataPath, clipShape, model);
-        rows = [];
-        for (let i = shard; i < reader.count; i += shards) rows.push(i);
+        rows = shardRows(uniquePrompts ? firstRowOfEachPrompt(reader.count, (r) => reader.prompt(r)) : allRows(reader.count), shard, shards);
         const per = f * c * h * w;
         clean = new Float32Array(rows.length * per);
         prompts = rows.map((r, j) => {

@@ -117,6 +117,7 @@ export const STAGE_KINDS: { readonly [name: string]: StageKindSpec } = {
       guidance_scale: param(num, 'CFG scale (standard form)', 6.0),
       mode: param({ kind: 'string', oneOf: ['full', 'blockwise_kv'] }, 'full teacher-forcing passes, or block by block with a KV cache', 'blockwise_kv'),
       seed: param(int, 'noise seed', 0),
+      unique_prompts: param(bool, 'integrate only the first row of each prompt (lmdb_build drops the others)', false),
     },
     config: { required: false, consumer: 'ode_pairs' },
   },

@@ -21,6 +21,7 @@ import { TrajectoryShardReader } from '../../runner/domain/trajectories.js';
 import { readVideoIndex, readVideoSet } from '../../runner/domain/video_set.js';
 import { readSafetensors } from '../../native/index.js';
 import { warpedSteps } from '../../runner/kinds/native_config.js';
+import { firstRowOfEachPrompt, shardRows } from '../../runner/kinds/ode_pairs.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cfpipe-native-kinds-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -85,6 +86,14 @@ const model = (name: string) => ({ model: out(`${name}.safetensors`) });
 const trainTask = (id: string, cfg: string, params: Values, overrides: Values = {}) =>
   task('train', id, { checkpoint_every: 1, ...params }, config(cfg, overrides), [{ name: 'model', type: 'checkpoint' }]);
 
+test('ode_pairs rows: first row of each prompt, then every W-th candidate from position r', () => {
+  const prompts = ['a', 'b', 'a', 'c', 'b', 'd', 'a'];
+  assert.deepEqual(firstRowOfEachPrompt(prompts.length, (r) => prompts[r]!), [0, 1, 3, 5]);
+  assert.deepEqual(shardRows([0, 1, 3, 5], 0, 2), [0, 3]);
+  assert.deepEqual(shardRows([0, 1, 3, 5], 1, 2), [1, 5]);
+  assert.deepEqual(shardRows([0, 1, 2, 3, 4], 2, 3), [2]);
+});
+
 test('warped step lists match the spec (§3.3)', () => {
   const w = warpedSteps('t', [1000, 750, 500, 250], true, 5);
   assert.deepEqual(w.map((x) => Math.round(x * 100) / 100), [1000, 937.5, 833.33, 625]);
@@ -137,6 +146,28 @@ test('the Causal Forcing chain runs on the native kinds: base, AR teacher, ODE p
     for (const r of [a, b, f]) r.close();
     const db = task('lmdb_build', 'ode_db', {}, undefined, [{ name: 'dataset', type: 'dataset' }]);
     await ok(job(db, { parts: [out('ode0.safetensors'), out('ode1.safetensors')] }, { dataset: out('ode_db') }));
+  });
+
+  await t.test('ode_pairs with unique_prompts: only the first row of each prompt, the same trajectories as without', async () => {
+    // One colour and shape: 8 prompts, so 6 clips repeat some.
+    const dupSynth = task('synth', 'clean_dup', { clips: 6, heldout_clips: 1, seed: 3, colors: ['red'], shapes: ['square'] }, config('bidirectional_base.yaml'), synth.outputs.map((o) => ({ name: o.name, type: o.type })));
+    const dup = { latents: out('clean_dup/latents'), heldout: out('clean_dup/heldout'), prompts: out('clean_dup/prompts.txt') };
+    await ok(job(dupSynth, {}, dup));
+    const clean = new LatentLmdbReader(dup.latents);
+    const expected = firstRowOfEachPrompt(clean.count, (r) => clean.prompt(r));
+    assert.ok(expected.length < clean.count, `seed 3 gives no repeated prompt in ${clean.count} clips`);
+    const run = async (id: string, params: Values) => {
+      const p = task('ode_pairs', id, { shards: 1, steps: 4, ...params }, config('ar_diffusion_tf_framewise.yaml'), [{ name: 'trajectories', type: 'trajectories' }]);
+      await ok(job(p, { teacher: [model('ar').model], data: [dup.latents] }, { trajectories: out(`${id}.safetensors`) }));
+      return new TrajectoryShardReader(out(`${id}.safetensors`));
+    };
+    const unique = await run('ode_unique', { unique_prompts: true });
+    const every = await run('ode_every', {});
+    assert.deepEqual(unique.rows, expected);
+    assert.equal(new Set(unique.prompts).size, unique.prompts.length);
+    assert.deepEqual(every.rows, [0, 1, 2, 3, 4, 5]);
+    // A row's noise is drawn from its own row index, so dropping rows changes none of the others.
+    unique.rows.forEach((r, j) => assert.deepEqual(unique.row(j), every.row(r)));
   });
 
   await t.test('train: ODE regression, consistency distillation and DMD (EMA, critic)', async () => {
