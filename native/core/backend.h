@@ -15,6 +15,7 @@
 //   the [S, 6, D] modulation table.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -93,6 +94,21 @@ class Backend {
   // accumulate=true adds into dst instead of overwriting.
   virtual void copy2d(T* dst, int64_t ld_dst, const T* src, int64_t ld_src, int64_t rows, int64_t cols,
                       bool accumulate) = 0;
+
+  // ---- recorded launch sequences ------------------------------------------------------------
+  // Runs `launches`: a stretch of ops that only queues device work (no upload, download, host
+  // reduction or allocation inside) and whose host code queues the same work every time for the
+  // same (owner, key). `key` names everything that work depends on apart from device memory
+  // contents and the memory `owner` holds for its lifetime (its weights and workspaces): the
+  // caller's pointers, shapes and by-value scalars. A backend may record the stretch and replay
+  // the recording for the same (owner, key) without running the host code again (CUDA graphs,
+  // where kernel launches dominate a step). The default runs it.
+  virtual void run_recorded(const void* owner, const std::string& key, const std::function<void()>& launches) {
+    (void)owner, (void)key;
+    launches();
+  }
+  // Drops the recordings of `owner`, whose memory is about to go.
+  virtual void forget_recordings(const void* owner) { (void)owner; }
 
   // ---- random numbers -----------------------------------------------------------------------
   // dst[0, n) = the n standard normals a Philox stream at `at` draws (philox_fill_normal: floats,

@@ -3,6 +3,7 @@
 #include "core/model.h"
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 #include "core/rng.h"
@@ -148,7 +149,9 @@ Model<T>::Model(Backend<T>& backend, ModelConfig config)
 }
 
 template <class T>
-Model<T>::~Model() = default;
+Model<T>::~Model() {
+  backend_.forget_recordings(this);  // recordings replay into this model's weights and workspaces
+}
 
 template <class T>
 const ParamEntry& Model<T>::param(const std::string& name) const {
@@ -341,6 +344,27 @@ void Model<T>::build_rope_tables(Workspace& w, const Plan& plan) {
   w.rope_start = plan.start_frame;
 }
 
+template <class T>
+std::string Model<T>::recording_key(const char* kind, const Plan& plan, const Workspace& ws, const KVCache<T>* cache,
+                                    std::initializer_list<const void*> pointers, double scalar, int flags) const {
+  char buf[64];
+  std::string key = std::string(kind) + "/" + plan.key() + "/" + std::to_string(plan.start_frame) + "/" +
+                    std::to_string(flags);
+  std::snprintf(buf, sizeof buf, "/%a", scalar);
+  key += buf;
+  auto add = [&](const void* p) {
+    std::snprintf(buf, sizeof buf, "/%p", p);
+    key += buf;
+  };
+  for (const void* p : pointers) add(p);
+  add(ws.rope_cos.data());
+  add(ws.rope_sin.data());
+  if (cache)
+    for (size_t l = 0; l < cache->k.size(); ++l)
+      for (const auto* t : {&cache->k[l], &cache->v[l], &cache->cross_k[l], &cache->cross_v[l]}) add(t->data());
+  return key;
+}
+
 // ---- layer helpers ---------------------------------------------------------------------------
 
 namespace {
@@ -421,156 +445,162 @@ void Model<T>::run_forward(const Plan& plan, T* out, const T* x, const T* x_clea
   const bool tf = plan.mode == Plan::Mode::teacher_forcing;
   const bool stream = plan.mode == Plan::Mode::stream;
   auto P = [&](const std::string& name) { return params_.data() + param(name).offset; };
-
-  // Timesteps per frame slot: [clean slots at t_clean ; noisy slots at t] per sample for TF.
-  if (tf) {
-    be.fill(w.t_slots.data(), static_cast<T>(t_clean), S);
-    be.copy2d(w.t_slots.data() + F, 2 * F, t, F, B, F, false);
-  } else {
-    be.copy(w.t_slots.data(), t, S);
-  }
-  // Time embedding: sinusoid -> Linear, SiLU, Linear = e; SiLU, Linear -> e0 (six vectors per slot).
-  be.timestep_embedding(w.tfreq.data(), w.t_slots.data(), S, c.freq_dim);
-  linear_forward(be, w.te_h.data(), w.tfreq.data(), P("model.time_embedding.0.weight"),
-                 P("model.time_embedding.0.bias"), S, c.freq_dim, D);
-  be.silu_forward(w.te_h_act.data(), w.te_h.data(), S * D);
-  linear_forward(be, w.e.data(), w.te_h_act.data(), P("model.time_embedding.2.weight"),
-                 P("model.time_embedding.2.bias"), S, D, D);
-  be.silu_forward(w.e_act.data(), w.e.data(), S * D);
-  linear_forward(be, w.e0.data(), w.e_act.data(), P("model.time_projection.1.weight"),
-                 P("model.time_projection.1.bias"), S, D, 6 * D);
-
-  // Patch embedding (a Conv3d with kernel = stride = patch is patchify + Linear).
-  if (tf) {
-    const int64_t Lh = F * Lf;  // tokens of one copy
-    be.patchify(w.ptmp.data(), x_clean, B, F, c.channels, c.height, c.width, c.patch_h, c.patch_w);
-    be.copy2d(w.patches.data(), 2 * Lh * Pd, w.ptmp.data(), Lh * Pd, B, Lh * Pd, false);
-    be.patchify(w.ptmp.data(), x, B, F, c.channels, c.height, c.width, c.patch_h, c.patch_w);
-    be.copy2d(w.patches.data() + Lh * Pd, 2 * Lh * Pd, w.ptmp.data(), Lh * Pd, B, Lh * Pd, false);
-  } else {
-    be.patchify(w.patches.data(), x, B, F, c.channels, c.height, c.width, c.patch_h, c.patch_w);
-  }
-  T* xs = w.layers[0].x_in.data();
-  linear_forward(be, xs, w.patches.data(), P("model.patch_embedding.weight"), P("model.patch_embedding.bias"), N, Pd,
-                 D);
-
-  // Text MLP (skipped when the streaming cache already holds this prompt's cross K/V).
+  // Host state the launches depend on, settled before them (a replay skips this function's host code).
   const bool cross_cached = use_cross_cache && cache && cache->cross_ready;
+  const bool fill_cross = cache && !cache->cross_ready;  // this call stores the prompt's cross K/V in the cache
   w.cross_from_cache = cross_cached;
   w.cache = cache;
-  if (!cross_cached) {
-    be.copy(w.text_in.data(), text, Nc * c.text_dim);
-    linear_forward(be, w.ctx_h.data(), w.text_in.data(), P("model.text_embedding.0.weight"), P("model.text_embedding.0.bias"), Nc,
-                   c.text_dim, D);
-    be.gelu_tanh_forward(w.ctx_act.data(), w.ctx_h.data(), Nc * D);
-    linear_forward(be, w.ctx.data(), w.ctx_act.data(), P("model.text_embedding.2.weight"),
-                   P("model.text_embedding.2.bias"), Nc, D, D);
-  }
+  const std::string key = recording_key("fwd", plan, w, cache, {out, x, x_clean, t, text}, t_clean,
+                                        int(cross_cached) + 2 * int(fill_cross));
+  be.run_recorded(this, key, [&] {
 
-  const double scale = 1.0 / std::sqrt(double(hd));
-  AttnMask self_mask{plan.mask, c.frames_per_block * Lf, tf ? F * Lf : 0, 0};
-  const int64_t start_tok = plan.start_frame * Lf;
-  for (int64_t l = 0; l < c.layers; ++l) {
-    auto& L = w.layers[static_cast<size_t>(l)];
-    const std::string b = "model.blocks." + std::to_string(l) + ".";
-    T* mod = L.mod.data();
-    // Modulation = per-slot e0 + the block's learned 6xD table.
-    be.copy(mod, w.e0.data(), S * 6 * D);
-    be.add_bias(mod, P(b + "modulation"), S, 6 * D);
-
-    // Self-attention on modulated LN(x).
-    be.layernorm_forward(L.ln1.data(), L.ln1_mean.data(), L.ln1_rstd.data(), L.x_in.data(), nullptr, nullptr, N, D,
-                         c.eps);
-    be.modulate_forward(L.m1.data(), L.ln1.data(), mod + 0 * D, mod + 1 * D, 6 * D, S, Lf, D);
-    linear_forward(be, L.q_lin.data(), L.m1.data(), P(b + "self_attn.q.weight"), P(b + "self_attn.q.bias"), N, D, D);
-    linear_forward(be, L.k_lin.data(), L.m1.data(), P(b + "self_attn.k.weight"), P(b + "self_attn.k.bias"), N, D, D);
-    linear_forward(be, L.v.data(), L.m1.data(), P(b + "self_attn.v.weight"), P(b + "self_attn.v.bias"), N, D, D);
-    be.rmsnorm_forward(L.q.data(), L.q_rstd.data(), L.q_lin.data(), P(b + "self_attn.norm_q.weight"), N, D, c.eps);
-    be.rmsnorm_forward(L.k.data(), L.k_rstd.data(), L.k_lin.data(), P(b + "self_attn.norm_k.weight"), N, D, c.eps);
-    for (int64_t bi = 0; bi < B; ++bi) {
-      be.rope_forward(L.q.data() + bi * Tt * D, L.q.data() + bi * Tt * D, w.rope_cos.data(), w.rope_sin.data(), Tt,
-                      H, hd);
-      be.rope_forward(L.k.data() + bi * Tt * D, L.k.data() + bi * Tt * D, w.rope_cos.data(), w.rope_sin.data(), Tt,
-                      H, hd);
-    }
-    if (stream) {
-      // Keys (after RoPE) and values go to their own slots; attend to every slot up to this block.
-      T* ck = cache->k[static_cast<size_t>(l)].data();
-      T* cv = cache->v[static_cast<size_t>(l)].data();
-      const int64_t M = cache->max_tokens;
-      be.copy2d(ck + start_tok * D, M * D, L.k.data(), Tt * D, B, Tt * D, false);
-      be.copy2d(cv + start_tok * D, M * D, L.v.data(), Tt * D, B, Tt * D, false);
-      AttnShape sh{B, Tt, start_tok + Tt, H, hd, M};
-      be.attention_forward(L.att.data(), L.att_lse.data(), L.q.data(), ck, cv, sh, AttnMask{}, scale);
+    // Timesteps per frame slot: [clean slots at t_clean ; noisy slots at t] per sample for TF.
+    if (tf) {
+      be.fill(w.t_slots.data(), static_cast<T>(t_clean), S);
+      be.copy2d(w.t_slots.data() + F, 2 * F, t, F, B, F, false);
     } else {
-      AttnShape sh{B, Tt, Tt, H, hd, 0};
-      be.attention_forward(L.att.data(), L.att_lse.data(), L.q.data(), L.k.data(), L.v.data(), sh, self_mask, scale);
+      be.copy(w.t_slots.data(), t, S);
     }
-    linear_forward(be, L.sa.data(), L.att.data(), P(b + "self_attn.o.weight"), P(b + "self_attn.o.bias"), N, D, D);
-    be.copy(L.x1.data(), L.x_in.data(), N * D);
-    be.gate_residual_forward(L.x1.data(), L.sa.data(), mod + 2 * D, 6 * D, S, Lf, D);
+    // Time embedding: sinusoid -> Linear, SiLU, Linear = e; SiLU, Linear -> e0 (six vectors per slot).
+    be.timestep_embedding(w.tfreq.data(), w.t_slots.data(), S, c.freq_dim);
+    linear_forward(be, w.te_h.data(), w.tfreq.data(), P("model.time_embedding.0.weight"),
+                   P("model.time_embedding.0.bias"), S, c.freq_dim, D);
+    be.silu_forward(w.te_h_act.data(), w.te_h.data(), S * D);
+    linear_forward(be, w.e.data(), w.te_h_act.data(), P("model.time_embedding.2.weight"),
+                   P("model.time_embedding.2.bias"), S, D, D);
+    be.silu_forward(w.e_act.data(), w.e.data(), S * D);
+    linear_forward(be, w.e0.data(), w.e_act.data(), P("model.time_projection.1.weight"),
+                   P("model.time_projection.1.bias"), S, D, 6 * D);
 
-    // Cross-attention on affine LN(x), no modulation, no gate.
-    be.layernorm_forward(L.ln3.data(), L.ln3_mean.data(), L.ln3_rstd.data(), L.x1.data(), P(b + "norm3.weight"),
-                         P(b + "norm3.bias"), N, D, c.eps);
-    linear_forward(be, L.cq_lin.data(), L.ln3.data(), P(b + "cross_attn.q.weight"), P(b + "cross_attn.q.bias"), N, D,
+    // Patch embedding (a Conv3d with kernel = stride = patch is patchify + Linear).
+    if (tf) {
+      const int64_t Lh = F * Lf;  // tokens of one copy
+      be.patchify(w.ptmp.data(), x_clean, B, F, c.channels, c.height, c.width, c.patch_h, c.patch_w);
+      be.copy2d(w.patches.data(), 2 * Lh * Pd, w.ptmp.data(), Lh * Pd, B, Lh * Pd, false);
+      be.patchify(w.ptmp.data(), x, B, F, c.channels, c.height, c.width, c.patch_h, c.patch_w);
+      be.copy2d(w.patches.data() + Lh * Pd, 2 * Lh * Pd, w.ptmp.data(), Lh * Pd, B, Lh * Pd, false);
+    } else {
+      be.patchify(w.patches.data(), x, B, F, c.channels, c.height, c.width, c.patch_h, c.patch_w);
+    }
+    T* xs = w.layers[0].x_in.data();
+    linear_forward(be, xs, w.patches.data(), P("model.patch_embedding.weight"), P("model.patch_embedding.bias"), N, Pd,
                    D);
-    be.rmsnorm_forward(L.cq.data(), L.cq_rstd.data(), L.cq_lin.data(), P(b + "cross_attn.norm_q.weight"), N, D, c.eps);
-    const T* ckp = L.ck.data();
-    const T* cvp = L.cv.data();
-    if (cross_cached) {
-      ckp = cache->cross_k[static_cast<size_t>(l)].data();
-      cvp = cache->cross_v[static_cast<size_t>(l)].data();
-    } else {
-      linear_forward(be, L.ck_lin.data(), w.ctx.data(), P(b + "cross_attn.k.weight"), P(b + "cross_attn.k.bias"), Nc,
-                     D, D);
-      be.rmsnorm_forward(L.ck.data(), L.ck_rstd.data(), L.ck_lin.data(), P(b + "cross_attn.norm_k.weight"), Nc, D,
-                         c.eps);
-      linear_forward(be, L.cv.data(), w.ctx.data(), P(b + "cross_attn.v.weight"), P(b + "cross_attn.v.bias"), Nc, D,
-                     D);
-      if (cache && !cache->cross_ready) {
-        be.copy(cache->cross_k[static_cast<size_t>(l)].data(), L.ck.data(), Nc * D);
-        be.copy(cache->cross_v[static_cast<size_t>(l)].data(), L.cv.data(), Nc * D);
-      }
+
+    // Text MLP (skipped when the streaming cache already holds this prompt's cross K/V).
+    if (!cross_cached) {
+      be.copy(w.text_in.data(), text, Nc * c.text_dim);
+      linear_forward(be, w.ctx_h.data(), w.text_in.data(), P("model.text_embedding.0.weight"), P("model.text_embedding.0.bias"), Nc,
+                     c.text_dim, D);
+      be.gelu_tanh_forward(w.ctx_act.data(), w.ctx_h.data(), Nc * D);
+      linear_forward(be, w.ctx.data(), w.ctx_act.data(), P("model.text_embedding.2.weight"),
+                     P("model.text_embedding.2.bias"), Nc, D, D);
     }
-    AttnShape csh{B, Tt, c.text_len, H, hd, 0};
-    be.attention_forward(L.catt.data(), L.catt_lse.data(), L.cq.data(), ckp, cvp, csh, AttnMask{}, scale);
-    be.copy(L.x2.data(), L.x1.data(), N * D);
-    be.gemm(false, true, N, D, D, T(1), L.catt.data(), D, P(b + "cross_attn.o.weight"), D, T(1), L.x2.data(), D);
-    be.add_bias(L.x2.data(), P(b + "cross_attn.o.bias"), N, D);
 
-    // FFN on modulated LN(x), gated residual.
-    be.layernorm_forward(L.ln2.data(), L.ln2_mean.data(), L.ln2_rstd.data(), L.x2.data(), nullptr, nullptr, N, D,
-                         c.eps);
-    be.modulate_forward(L.m2.data(), L.ln2.data(), mod + 3 * D, mod + 4 * D, 6 * D, S, Lf, D);
-    linear_forward(be, L.h.data(), L.m2.data(), P(b + "ffn.0.weight"), P(b + "ffn.0.bias"), N, D, c.ffn_dim);
-    be.gelu_tanh_forward(L.h_act.data(), L.h.data(), N * c.ffn_dim);
-    linear_forward(be, L.ff.data(), L.h_act.data(), P(b + "ffn.2.weight"), P(b + "ffn.2.bias"), N, c.ffn_dim, D);
-    T* next = l + 1 < c.layers ? w.layers[static_cast<size_t>(l + 1)].x_in.data() : w.x_out.data();
-    be.copy(next, L.x2.data(), N * D);
-    be.gate_residual_forward(next, L.ff.data(), mod + 5 * D, 6 * D, S, Lf, D);
-  }
-  if (cache && !cross_cached) cache->cross_ready = true;
+    const double scale = 1.0 / std::sqrt(double(hd));
+    AttnMask self_mask{plan.mask, c.frames_per_block * Lf, tf ? F * Lf : 0, 0};
+    const int64_t start_tok = plan.start_frame * Lf;
+    for (int64_t l = 0; l < c.layers; ++l) {
+      auto& L = w.layers[static_cast<size_t>(l)];
+      const std::string b = "model.blocks." + std::to_string(l) + ".";
+      T* mod = L.mod.data();
+      // Modulation = per-slot e0 + the block's learned 6xD table.
+      be.copy(mod, w.e0.data(), S * 6 * D);
+      be.add_bias(mod, P(b + "modulation"), S, 6 * D);
 
-  // Head on the output frames (the noisy half for teacher forcing): shift/scale = table + e.
-  const int64_t Sh = w.Sh, Nh = w.Nh;
-  if (tf) {
-    const int64_t Lh = F * Lf;
-    be.copy2d(w.hx.data(), Lh * D, w.x_out.data() + Lh * D, 2 * Lh * D, B, Lh * D, false);
-    for (int64_t bi = 0; bi < B; ++bi)
+      // Self-attention on modulated LN(x).
+      be.layernorm_forward(L.ln1.data(), L.ln1_mean.data(), L.ln1_rstd.data(), L.x_in.data(), nullptr, nullptr, N, D,
+                           c.eps);
+      be.modulate_forward(L.m1.data(), L.ln1.data(), mod + 0 * D, mod + 1 * D, 6 * D, S, Lf, D);
+      linear_forward(be, L.q_lin.data(), L.m1.data(), P(b + "self_attn.q.weight"), P(b + "self_attn.q.bias"), N, D, D);
+      linear_forward(be, L.k_lin.data(), L.m1.data(), P(b + "self_attn.k.weight"), P(b + "self_attn.k.bias"), N, D, D);
+      linear_forward(be, L.v.data(), L.m1.data(), P(b + "self_attn.v.weight"), P(b + "self_attn.v.bias"), N, D, D);
+      be.rmsnorm_forward(L.q.data(), L.q_rstd.data(), L.q_lin.data(), P(b + "self_attn.norm_q.weight"), N, D, c.eps);
+      be.rmsnorm_forward(L.k.data(), L.k_rstd.data(), L.k_lin.data(), P(b + "self_attn.norm_k.weight"), N, D, c.eps);
+      for (int64_t bi = 0; bi < B; ++bi) {
+        be.rope_forward(L.q.data() + bi * Tt * D, L.q.data() + bi * Tt * D, w.rope_cos.data(), w.rope_sin.data(), Tt,
+                        H, hd);
+        be.rope_forward(L.k.data() + bi * Tt * D, L.k.data() + bi * Tt * D, w.rope_cos.data(), w.rope_sin.data(), Tt,
+                        H, hd);
+      }
+      if (stream) {
+        // Keys (after RoPE) and values go to their own slots; attend to every slot up to this block.
+        T* ck = cache->k[static_cast<size_t>(l)].data();
+        T* cv = cache->v[static_cast<size_t>(l)].data();
+        const int64_t M = cache->max_tokens;
+        be.copy2d(ck + start_tok * D, M * D, L.k.data(), Tt * D, B, Tt * D, false);
+        be.copy2d(cv + start_tok * D, M * D, L.v.data(), Tt * D, B, Tt * D, false);
+        AttnShape sh{B, Tt, start_tok + Tt, H, hd, M};
+        be.attention_forward(L.att.data(), L.att_lse.data(), L.q.data(), ck, cv, sh, AttnMask{}, scale);
+      } else {
+        AttnShape sh{B, Tt, Tt, H, hd, 0};
+        be.attention_forward(L.att.data(), L.att_lse.data(), L.q.data(), L.k.data(), L.v.data(), sh, self_mask, scale);
+      }
+      linear_forward(be, L.sa.data(), L.att.data(), P(b + "self_attn.o.weight"), P(b + "self_attn.o.bias"), N, D, D);
+      be.copy(L.x1.data(), L.x_in.data(), N * D);
+      be.gate_residual_forward(L.x1.data(), L.sa.data(), mod + 2 * D, 6 * D, S, Lf, D);
+
+      // Cross-attention on affine LN(x), no modulation, no gate.
+      be.layernorm_forward(L.ln3.data(), L.ln3_mean.data(), L.ln3_rstd.data(), L.x1.data(), P(b + "norm3.weight"),
+                           P(b + "norm3.bias"), N, D, c.eps);
+      linear_forward(be, L.cq_lin.data(), L.ln3.data(), P(b + "cross_attn.q.weight"), P(b + "cross_attn.q.bias"), N, D,
+                     D);
+      be.rmsnorm_forward(L.cq.data(), L.cq_rstd.data(), L.cq_lin.data(), P(b + "cross_attn.norm_q.weight"), N, D, c.eps);
+      const T* ckp = L.ck.data();
+      const T* cvp = L.cv.data();
+      if (cross_cached) {
+        ckp = cache->cross_k[static_cast<size_t>(l)].data();
+        cvp = cache->cross_v[static_cast<size_t>(l)].data();
+      } else {
+        linear_forward(be, L.ck_lin.data(), w.ctx.data(), P(b + "cross_attn.k.weight"), P(b + "cross_attn.k.bias"), Nc,
+                       D, D);
+        be.rmsnorm_forward(L.ck.data(), L.ck_rstd.data(), L.ck_lin.data(), P(b + "cross_attn.norm_k.weight"), Nc, D,
+                           c.eps);
+        linear_forward(be, L.cv.data(), w.ctx.data(), P(b + "cross_attn.v.weight"), P(b + "cross_attn.v.bias"), Nc, D,
+                       D);
+        if (fill_cross) {
+          be.copy(cache->cross_k[static_cast<size_t>(l)].data(), L.ck.data(), Nc * D);
+          be.copy(cache->cross_v[static_cast<size_t>(l)].data(), L.cv.data(), Nc * D);
+        }
+      }
+      AttnShape csh{B, Tt, c.text_len, H, hd, 0};
+      be.attention_forward(L.catt.data(), L.catt_lse.data(), L.cq.data(), ckp, cvp, csh, AttnMask{}, scale);
+      be.copy(L.x2.data(), L.x1.data(), N * D);
+      be.gemm(false, true, N, D, D, T(1), L.catt.data(), D, P(b + "cross_attn.o.weight"), D, T(1), L.x2.data(), D);
+      be.add_bias(L.x2.data(), P(b + "cross_attn.o.bias"), N, D);
+
+      // FFN on modulated LN(x), gated residual.
+      be.layernorm_forward(L.ln2.data(), L.ln2_mean.data(), L.ln2_rstd.data(), L.x2.data(), nullptr, nullptr, N, D,
+                           c.eps);
+      be.modulate_forward(L.m2.data(), L.ln2.data(), mod + 3 * D, mod + 4 * D, 6 * D, S, Lf, D);
+      linear_forward(be, L.h.data(), L.m2.data(), P(b + "ffn.0.weight"), P(b + "ffn.0.bias"), N, D, c.ffn_dim);
+      be.gelu_tanh_forward(L.h_act.data(), L.h.data(), N * c.ffn_dim);
+      linear_forward(be, L.ff.data(), L.h_act.data(), P(b + "ffn.2.weight"), P(b + "ffn.2.bias"), N, c.ffn_dim, D);
+      T* next = l + 1 < c.layers ? w.layers[static_cast<size_t>(l + 1)].x_in.data() : w.x_out.data();
+      be.copy(next, L.x2.data(), N * D);
+      be.gate_residual_forward(next, L.ff.data(), mod + 5 * D, 6 * D, S, Lf, D);
+    }
+
+    // Head on the output frames (the noisy half for teacher forcing): shift/scale = table + e.
+    const int64_t Sh = w.Sh, Nh = w.Nh;
+    if (tf) {
+      const int64_t Lh = F * Lf;
+      be.copy2d(w.hx.data(), Lh * D, w.x_out.data() + Lh * D, 2 * Lh * D, B, Lh * D, false);
+      for (int64_t bi = 0; bi < B; ++bi)
+        for (int64_t half = 0; half < 2; ++half)
+          be.copy2d(w.head_mod.data() + bi * F * 2 * D + half * D, 2 * D, w.e.data() + (bi * 2 * F + F) * D, D, F, D,
+                    false);
+    } else {
+      be.copy(w.hx.data(), w.x_out.data(), N * D);
       for (int64_t half = 0; half < 2; ++half)
-        be.copy2d(w.head_mod.data() + bi * F * 2 * D + half * D, 2 * D, w.e.data() + (bi * 2 * F + F) * D, D, F, D,
-                  false);
-  } else {
-    be.copy(w.hx.data(), w.x_out.data(), N * D);
-    for (int64_t half = 0; half < 2; ++half)
-      be.copy2d(w.head_mod.data() + half * D, 2 * D, w.e.data(), D, Sh, D, false);
-  }
-  be.add_bias(w.head_mod.data(), P("model.head.modulation"), Sh, 2 * D);
-  be.layernorm_forward(w.hln.data(), w.hln_mean.data(), w.hln_rstd.data(), w.hx.data(), nullptr, nullptr, Nh, D, c.eps);
-  be.modulate_forward(w.hm.data(), w.hln.data(), w.head_mod.data(), w.head_mod.data() + D, 2 * D, Sh, Lf, D);
-  linear_forward(be, w.hout.data(), w.hm.data(), P("model.head.head.weight"), P("model.head.head.bias"), Nh, D, Pd);
-  be.unpatchify(out, w.hout.data(), B, F, c.channels, c.height, c.width, c.patch_h, c.patch_w);
+        be.copy2d(w.head_mod.data() + half * D, 2 * D, w.e.data(), D, Sh, D, false);
+    }
+    be.add_bias(w.head_mod.data(), P("model.head.modulation"), Sh, 2 * D);
+    be.layernorm_forward(w.hln.data(), w.hln_mean.data(), w.hln_rstd.data(), w.hx.data(), nullptr, nullptr, Nh, D, c.eps);
+    be.modulate_forward(w.hm.data(), w.hln.data(), w.head_mod.data(), w.head_mod.data() + D, 2 * D, Sh, Lf, D);
+    linear_forward(be, w.hout.data(), w.hm.data(), P("model.head.head.weight"), P("model.head.head.bias"), Nh, D, Pd);
+    be.unpatchify(out, w.hout.data(), B, F, c.channels, c.height, c.width, c.patch_h, c.patch_w);
+  });
+  if (fill_cross) cache->cross_ready = true;
 }
 
 // ---- backward --------------------------------------------------------------------------------
@@ -590,175 +620,178 @@ void Model<T>::backward(const T* dout, T* dx_in) {
   auto P = [&](const std::string& name) { return params_.data() + param(name).offset; };
   auto G = [&](const std::string& name) { return grads_.data() + param(name).offset; };
   const double scale = 1.0 / std::sqrt(double(hd));
+  const std::string key = recording_key("bwd", plan, w, w.cache, {dout, dx_in}, 0.0, int(w.cross_from_cache));
+  be.run_recorded(this, key, [&] {
 
-  // Head.
-  be.fill(w.dhout.data(), T(0), Nh * Pd);
-  be.unpatchify_backward(w.dhout.data(), dout, B, F, c.channels, c.height, c.width, c.patch_h, c.patch_w);
-  linear_backward(be, w.dy.data(), false, G("model.head.head.weight"), G("model.head.head.bias"), w.dhout.data(),
-                  w.hm.data(), P("model.head.head.weight"), Nh, D, Pd);
-  be.fill(w.dz.data(), T(0), Nh * D);
-  be.fill(w.dhead_mod.data(), T(0), Sh * 2 * D);
-  be.modulate_backward(w.dz.data(), w.dhead_mod.data(), w.dhead_mod.data() + D, w.dy.data(), w.hln.data(),
-                       w.head_mod.data() + D, 2 * D, Sh, Lf, D);
-  be.bias_backward(G("model.head.modulation"), w.dhead_mod.data(), Sh, 2 * D);
-  be.fill(w.de.data(), T(0), S * D);
-  be.fill(w.dx.data(), T(0), N * D);
-  if (tf) {
-    const int64_t Lh = F * Lf;
-    // dx of the noisy half from the head LN; head_mod rows feed de of the noisy slots.
-    be.fill(w.dw.data(), T(0), Nh * D);
-    be.layernorm_backward(w.dw.data(), nullptr, nullptr, w.dz.data(), w.hx.data(), nullptr, w.hln_mean.data(),
-                          w.hln_rstd.data(), Nh, D);
-    be.copy2d(w.dx.data() + Lh * D, 2 * Lh * D, w.dw.data(), Lh * D, B, Lh * D, false);
-    for (int64_t bi = 0; bi < B; ++bi)
-      for (int64_t half = 0; half < 2; ++half)
-        be.copy2d(w.de.data() + (bi * 2 * F + F) * D, D, w.dhead_mod.data() + bi * F * 2 * D + half * D, 2 * D, F, D,
-                  true);
-  } else {
-    be.layernorm_backward(w.dx.data(), nullptr, nullptr, w.dz.data(), w.hx.data(), nullptr, w.hln_mean.data(),
-                          w.hln_rstd.data(), Nh, D);
-    for (int64_t half = 0; half < 2; ++half) be.copy2d(w.de.data(), D, w.dhead_mod.data() + half * D, 2 * D, Sh, D, true);
-  }
-  be.fill(w.de0.data(), T(0), S * 6 * D);
-  be.fill(w.dctx.data(), T(0), Nc * D);
-
-  for (int64_t l = c.layers - 1; l >= 0; --l) {
-    auto& L = w.layers[static_cast<size_t>(l)];
-    const std::string b = "model.blocks." + std::to_string(l) + ".";
-    const T* mod = L.mod.data();
-    T* dmod = w.dmod.data();
-    be.fill(dmod, T(0), S * 6 * D);
-
-    // FFN: x_out = x2 + gate5 * ff(modulate(LN(x2))).
-    be.fill(w.dy.data(), T(0), N * D);
-    be.gate_residual_backward(w.dy.data(), dmod + 5 * D, w.dx.data(), L.ff.data(), mod + 5 * D, 6 * D, S, Lf, D);
-    linear_backward(be, w.dh2.data(), false, G(b + "ffn.2.weight"), G(b + "ffn.2.bias"), w.dy.data(), L.h_act.data(),
-                    P(b + "ffn.2.weight"), N, Ff, D);
-    be.fill(w.dh.data(), T(0), N * Ff);
-    be.gelu_tanh_backward(w.dh.data(), L.h.data(), w.dh2.data(), N * Ff);
-    linear_backward(be, w.dz.data(), false, G(b + "ffn.0.weight"), G(b + "ffn.0.bias"), w.dh.data(), L.m2.data(),
-                    P(b + "ffn.0.weight"), N, D, Ff);
-    be.fill(w.dw.data(), T(0), N * D);
-    be.modulate_backward(w.dw.data(), dmod + 3 * D, dmod + 4 * D, w.dz.data(), L.ln2.data(), mod + 4 * D, 6 * D, S, Lf,
-                         D);
-    be.layernorm_backward(w.dx.data(), nullptr, nullptr, w.dw.data(), L.x2.data(), nullptr, L.ln2_mean.data(),
-                          L.ln2_rstd.data(), N, D);
-
-    // Cross-attention: x2 = x1 + o(attn(rms(q(LN3(x1))), rms(k(ctx)), v(ctx))).
-    linear_backward(be, w.dy.data(), false, G(b + "cross_attn.o.weight"), G(b + "cross_attn.o.bias"), w.dx.data(),
-                    L.catt.data(), P(b + "cross_attn.o.weight"), N, D, D);
-    be.fill(w.dq.data(), T(0), N * D);
-    be.fill(w.dck.data(), T(0), Nc * D);
-    be.fill(w.dcv.data(), T(0), Nc * D);
-    AttnShape csh{B, Tt, c.text_len, H, hd, 0};
-    be.attention_backward(w.dq.data(), w.dck.data(), w.dcv.data(), w.dy.data(), L.cq.data(), L.ck.data(), L.cv.data(),
-                          L.catt.data(), L.catt_lse.data(), csh, AttnMask{}, scale);
-    be.fill(w.dz.data(), T(0), N * D);
-    be.rmsnorm_backward(w.dz.data(), G(b + "cross_attn.norm_q.weight"), w.dq.data(), L.cq_lin.data(),
-                        P(b + "cross_attn.norm_q.weight"), L.cq_rstd.data(), N, D);
-    linear_backward(be, w.dw.data(), false, G(b + "cross_attn.q.weight"), G(b + "cross_attn.q.bias"), w.dz.data(),
-                    L.ln3.data(), P(b + "cross_attn.q.weight"), N, D, D);
-    be.layernorm_backward(w.dx.data(), G(b + "norm3.weight"), G(b + "norm3.bias"), w.dw.data(), L.x1.data(),
-                          P(b + "norm3.weight"), L.ln3_mean.data(), L.ln3_rstd.data(), N, D);
-    be.fill(w.dctx2.data(), T(0), Nc * D);
-    be.rmsnorm_backward(w.dctx2.data(), G(b + "cross_attn.norm_k.weight"), w.dck.data(), L.ck_lin.data(),
-                        P(b + "cross_attn.norm_k.weight"), L.ck_rstd.data(), Nc, D);
-    linear_backward(be, w.dctx.data(), true, G(b + "cross_attn.k.weight"), G(b + "cross_attn.k.bias"), w.dctx2.data(),
-                    w.ctx.data(), P(b + "cross_attn.k.weight"), Nc, D, D);
-    linear_backward(be, w.dctx.data(), true, G(b + "cross_attn.v.weight"), G(b + "cross_attn.v.bias"), w.dcv.data(),
-                    w.ctx.data(), P(b + "cross_attn.v.weight"), Nc, D, D);
-
-    // Self-attention: x1 = x_in + gate2 * o(attn(rope(rms(q)), rope(rms(k)), v)) on modulate(LN(x_in)).
-    be.fill(w.dy.data(), T(0), N * D);
-    be.gate_residual_backward(w.dy.data(), dmod + 2 * D, w.dx.data(), L.sa.data(), mod + 2 * D, 6 * D, S, Lf, D);
-    linear_backward(be, w.dz.data(), false, G(b + "self_attn.o.weight"), G(b + "self_attn.o.bias"), w.dy.data(),
-                    L.att.data(), P(b + "self_attn.o.weight"), N, D, D);
-    be.fill(w.dq.data(), T(0), N * D);
-    be.fill(w.dk.data(), T(0), N * D);
-    be.fill(w.dv.data(), T(0), N * D);
-    if (stream) {
-      // Cached keys of earlier frames are constants; only this call's own slots carry gradient.
-      const int64_t M = c.frames * Lf, start_tok = plan.start_frame * Lf;
-      be.fill(w.dkc.data(), T(0), B * M * D);
-      be.fill(w.dvc.data(), T(0), B * M * D);
-      AttnShape sh{B, Tt, start_tok + Tt, H, hd, M};
-      be.attention_backward(w.dq.data(), w.dkc.data(), w.dvc.data(), w.dz.data(), L.q.data(),
-                            w.cache->k[static_cast<size_t>(l)].data(), w.cache->v[static_cast<size_t>(l)].data(),
-                            L.att.data(), L.att_lse.data(), sh, AttnMask{}, scale);
-      be.copy2d(w.dk.data(), Tt * D, w.dkc.data() + start_tok * D, M * D, B, Tt * D, true);
-      be.copy2d(w.dv.data(), Tt * D, w.dvc.data() + start_tok * D, M * D, B, Tt * D, true);
-    } else {
-      AttnShape sh{B, Tt, Tt, H, hd, 0};
-      AttnMask self_mask{plan.mask, c.frames_per_block * Lf, tf ? F * Lf : 0, 0};
-      be.attention_backward(w.dq.data(), w.dk.data(), w.dv.data(), w.dz.data(), L.q.data(), L.k.data(), L.v.data(),
-                            L.att.data(), L.att_lse.data(), sh, self_mask, scale);
-    }
-    // Undo RoPE (dq/dk -> dz/dw), then RMSNorm -> dq_lin (dy) / dk_lin (dq reused).
-    be.fill(w.dz.data(), T(0), N * D);
-    be.fill(w.dw.data(), T(0), N * D);
-    for (int64_t bi = 0; bi < B; ++bi) {
-      be.rope_backward(w.dz.data() + bi * Tt * D, w.dq.data() + bi * Tt * D, w.rope_cos.data(), w.rope_sin.data(), Tt,
-                       H, hd);
-      be.rope_backward(w.dw.data() + bi * Tt * D, w.dk.data() + bi * Tt * D, w.rope_cos.data(), w.rope_sin.data(), Tt,
-                       H, hd);
-    }
-    be.fill(w.dy.data(), T(0), N * D);
-    be.rmsnorm_backward(w.dy.data(), G(b + "self_attn.norm_q.weight"), w.dz.data(), L.q_lin.data(),
-                        P(b + "self_attn.norm_q.weight"), L.q_rstd.data(), N, D);
-    be.fill(w.dq.data(), T(0), N * D);
-    be.rmsnorm_backward(w.dq.data(), G(b + "self_attn.norm_k.weight"), w.dw.data(), L.k_lin.data(),
-                        P(b + "self_attn.norm_k.weight"), L.k_rstd.data(), N, D);
-    // dm1 = dq_lin Wq + dk_lin Wk + dv Wv (into dz).
-    linear_backward(be, w.dz.data(), false, G(b + "self_attn.q.weight"), G(b + "self_attn.q.bias"), w.dy.data(),
-                    L.m1.data(), P(b + "self_attn.q.weight"), N, D, D);
-    linear_backward(be, w.dz.data(), true, G(b + "self_attn.k.weight"), G(b + "self_attn.k.bias"), w.dq.data(),
-                    L.m1.data(), P(b + "self_attn.k.weight"), N, D, D);
-    linear_backward(be, w.dz.data(), true, G(b + "self_attn.v.weight"), G(b + "self_attn.v.bias"), w.dv.data(),
-                    L.m1.data(), P(b + "self_attn.v.weight"), N, D, D);
-    be.fill(w.dw.data(), T(0), N * D);
-    be.modulate_backward(w.dw.data(), dmod + 0 * D, dmod + 1 * D, w.dz.data(), L.ln1.data(), mod + 1 * D, 6 * D, S, Lf,
-                         D);
-    be.layernorm_backward(w.dx.data(), nullptr, nullptr, w.dw.data(), L.x_in.data(), nullptr, L.ln1_mean.data(),
-                          L.ln1_rstd.data(), N, D);
-
-    // Modulation = e0 + table.
-    be.bias_backward(G(b + "modulation"), dmod, S, 6 * D);
-    be.axpy(w.de0.data(), T(1), dmod, S * 6 * D);
-  }
-
-  // Patch embedding (and, if asked, d loss / d x through patchify).
-  const bool want_dx = dx_in != nullptr;
-  linear_backward(be, want_dx ? w.dpatch.data() : nullptr, false, G("model.patch_embedding.weight"),
-                  G("model.patch_embedding.bias"), w.dx.data(), w.patches.data(), P("model.patch_embedding.weight"), N,
-                  Pd, D);
-  if (want_dx) {
+    // Head.
+    be.fill(w.dhout.data(), T(0), Nh * Pd);
+    be.unpatchify_backward(w.dhout.data(), dout, B, F, c.channels, c.height, c.width, c.patch_h, c.patch_w);
+    linear_backward(be, w.dy.data(), false, G("model.head.head.weight"), G("model.head.head.bias"), w.dhout.data(),
+                    w.hm.data(), P("model.head.head.weight"), Nh, D, Pd);
+    be.fill(w.dz.data(), T(0), Nh * D);
+    be.fill(w.dhead_mod.data(), T(0), Sh * 2 * D);
+    be.modulate_backward(w.dz.data(), w.dhead_mod.data(), w.dhead_mod.data() + D, w.dy.data(), w.hln.data(),
+                         w.head_mod.data() + D, 2 * D, Sh, Lf, D);
+    be.bias_backward(G("model.head.modulation"), w.dhead_mod.data(), Sh, 2 * D);
+    be.fill(w.de.data(), T(0), S * D);
+    be.fill(w.dx.data(), T(0), N * D);
     if (tf) {
       const int64_t Lh = F * Lf;
-      be.copy2d(w.dptmp.data(), Lh * Pd, w.dpatch.data() + Lh * Pd, 2 * Lh * Pd, B, Lh * Pd, false);
-      be.patchify_backward(dx_in, w.dptmp.data(), B, F, c.channels, c.height, c.width, c.patch_h, c.patch_w);
+      // dx of the noisy half from the head LN; head_mod rows feed de of the noisy slots.
+      be.fill(w.dw.data(), T(0), Nh * D);
+      be.layernorm_backward(w.dw.data(), nullptr, nullptr, w.dz.data(), w.hx.data(), nullptr, w.hln_mean.data(),
+                            w.hln_rstd.data(), Nh, D);
+      be.copy2d(w.dx.data() + Lh * D, 2 * Lh * D, w.dw.data(), Lh * D, B, Lh * D, false);
+      for (int64_t bi = 0; bi < B; ++bi)
+        for (int64_t half = 0; half < 2; ++half)
+          be.copy2d(w.de.data() + (bi * 2 * F + F) * D, D, w.dhead_mod.data() + bi * F * 2 * D + half * D, 2 * D, F, D,
+                    true);
     } else {
-      be.patchify_backward(dx_in, w.dpatch.data(), B, F, c.channels, c.height, c.width, c.patch_h, c.patch_w);
+      be.layernorm_backward(w.dx.data(), nullptr, nullptr, w.dz.data(), w.hx.data(), nullptr, w.hln_mean.data(),
+                            w.hln_rstd.data(), Nh, D);
+      for (int64_t half = 0; half < 2; ++half) be.copy2d(w.de.data(), D, w.dhead_mod.data() + half * D, 2 * D, Sh, D, true);
     }
-  }
+    be.fill(w.de0.data(), T(0), S * 6 * D);
+    be.fill(w.dctx.data(), T(0), Nc * D);
 
-  // Time path: e0 = Linear(SiLU(e)); e = Linear(SiLU(Linear(sinusoid))).
-  linear_backward(be, w.de_act.data(), false, G("model.time_projection.1.weight"), G("model.time_projection.1.bias"),
-                  w.de0.data(), w.e_act.data(), P("model.time_projection.1.weight"), S, D, 6 * D);
-  be.silu_backward(w.de.data(), w.e.data(), w.de_act.data(), S * D);
-  linear_backward(be, w.dte.data(), false, G("model.time_embedding.2.weight"), G("model.time_embedding.2.bias"),
-                  w.de.data(), w.te_h_act.data(), P("model.time_embedding.2.weight"), S, D, D);
-  be.fill(w.dte2.data(), T(0), S * D);
-  be.silu_backward(w.dte2.data(), w.te_h.data(), w.dte.data(), S * D);
-  linear_backward<T>(be, nullptr, false, G("model.time_embedding.0.weight"), G("model.time_embedding.0.bias"),
-                     w.dte2.data(), w.tfreq.data(), P("model.time_embedding.0.weight"), S, c.freq_dim, D);
+    for (int64_t l = c.layers - 1; l >= 0; --l) {
+      auto& L = w.layers[static_cast<size_t>(l)];
+      const std::string b = "model.blocks." + std::to_string(l) + ".";
+      const T* mod = L.mod.data();
+      T* dmod = w.dmod.data();
+      be.fill(dmod, T(0), S * 6 * D);
 
-  // Text MLP: ctx = Linear(GELU(Linear(text))).
-  linear_backward(be, w.dctx2.data(), false, G("model.text_embedding.2.weight"), G("model.text_embedding.2.bias"),
-                  w.dctx.data(), w.ctx_act.data(), P("model.text_embedding.2.weight"), Nc, D, D);
-  be.fill(w.dctx3.data(), T(0), Nc * D);
-  be.gelu_tanh_backward(w.dctx3.data(), w.ctx_h.data(), w.dctx2.data(), Nc * D);
-  linear_backward<T>(be, nullptr, false, G("model.text_embedding.0.weight"), G("model.text_embedding.0.bias"),
-                     w.dctx3.data(), w.text_in.data(), P("model.text_embedding.0.weight"), Nc, c.text_dim, D);
+      // FFN: x_out = x2 + gate5 * ff(modulate(LN(x2))).
+      be.fill(w.dy.data(), T(0), N * D);
+      be.gate_residual_backward(w.dy.data(), dmod + 5 * D, w.dx.data(), L.ff.data(), mod + 5 * D, 6 * D, S, Lf, D);
+      linear_backward(be, w.dh2.data(), false, G(b + "ffn.2.weight"), G(b + "ffn.2.bias"), w.dy.data(), L.h_act.data(),
+                      P(b + "ffn.2.weight"), N, Ff, D);
+      be.fill(w.dh.data(), T(0), N * Ff);
+      be.gelu_tanh_backward(w.dh.data(), L.h.data(), w.dh2.data(), N * Ff);
+      linear_backward(be, w.dz.data(), false, G(b + "ffn.0.weight"), G(b + "ffn.0.bias"), w.dh.data(), L.m2.data(),
+                      P(b + "ffn.0.weight"), N, D, Ff);
+      be.fill(w.dw.data(), T(0), N * D);
+      be.modulate_backward(w.dw.data(), dmod + 3 * D, dmod + 4 * D, w.dz.data(), L.ln2.data(), mod + 4 * D, 6 * D, S, Lf,
+                           D);
+      be.layernorm_backward(w.dx.data(), nullptr, nullptr, w.dw.data(), L.x2.data(), nullptr, L.ln2_mean.data(),
+                            L.ln2_rstd.data(), N, D);
+
+      // Cross-attention: x2 = x1 + o(attn(rms(q(LN3(x1))), rms(k(ctx)), v(ctx))).
+      linear_backward(be, w.dy.data(), false, G(b + "cross_attn.o.weight"), G(b + "cross_attn.o.bias"), w.dx.data(),
+                      L.catt.data(), P(b + "cross_attn.o.weight"), N, D, D);
+      be.fill(w.dq.data(), T(0), N * D);
+      be.fill(w.dck.data(), T(0), Nc * D);
+      be.fill(w.dcv.data(), T(0), Nc * D);
+      AttnShape csh{B, Tt, c.text_len, H, hd, 0};
+      be.attention_backward(w.dq.data(), w.dck.data(), w.dcv.data(), w.dy.data(), L.cq.data(), L.ck.data(), L.cv.data(),
+                            L.catt.data(), L.catt_lse.data(), csh, AttnMask{}, scale);
+      be.fill(w.dz.data(), T(0), N * D);
+      be.rmsnorm_backward(w.dz.data(), G(b + "cross_attn.norm_q.weight"), w.dq.data(), L.cq_lin.data(),
+                          P(b + "cross_attn.norm_q.weight"), L.cq_rstd.data(), N, D);
+      linear_backward(be, w.dw.data(), false, G(b + "cross_attn.q.weight"), G(b + "cross_attn.q.bias"), w.dz.data(),
+                      L.ln3.data(), P(b + "cross_attn.q.weight"), N, D, D);
+      be.layernorm_backward(w.dx.data(), G(b + "norm3.weight"), G(b + "norm3.bias"), w.dw.data(), L.x1.data(),
+                            P(b + "norm3.weight"), L.ln3_mean.data(), L.ln3_rstd.data(), N, D);
+      be.fill(w.dctx2.data(), T(0), Nc * D);
+      be.rmsnorm_backward(w.dctx2.data(), G(b + "cross_attn.norm_k.weight"), w.dck.data(), L.ck_lin.data(),
+                          P(b + "cross_attn.norm_k.weight"), L.ck_rstd.data(), Nc, D);
+      linear_backward(be, w.dctx.data(), true, G(b + "cross_attn.k.weight"), G(b + "cross_attn.k.bias"), w.dctx2.data(),
+                      w.ctx.data(), P(b + "cross_attn.k.weight"), Nc, D, D);
+      linear_backward(be, w.dctx.data(), true, G(b + "cross_attn.v.weight"), G(b + "cross_attn.v.bias"), w.dcv.data(),
+                      w.ctx.data(), P(b + "cross_attn.v.weight"), Nc, D, D);
+
+      // Self-attention: x1 = x_in + gate2 * o(attn(rope(rms(q)), rope(rms(k)), v)) on modulate(LN(x_in)).
+      be.fill(w.dy.data(), T(0), N * D);
+      be.gate_residual_backward(w.dy.data(), dmod + 2 * D, w.dx.data(), L.sa.data(), mod + 2 * D, 6 * D, S, Lf, D);
+      linear_backward(be, w.dz.data(), false, G(b + "self_attn.o.weight"), G(b + "self_attn.o.bias"), w.dy.data(),
+                      L.att.data(), P(b + "self_attn.o.weight"), N, D, D);
+      be.fill(w.dq.data(), T(0), N * D);
+      be.fill(w.dk.data(), T(0), N * D);
+      be.fill(w.dv.data(), T(0), N * D);
+      if (stream) {
+        // Cached keys of earlier frames are constants; only this call's own slots carry gradient.
+        const int64_t M = c.frames * Lf, start_tok = plan.start_frame * Lf;
+        be.fill(w.dkc.data(), T(0), B * M * D);
+        be.fill(w.dvc.data(), T(0), B * M * D);
+        AttnShape sh{B, Tt, start_tok + Tt, H, hd, M};
+        be.attention_backward(w.dq.data(), w.dkc.data(), w.dvc.data(), w.dz.data(), L.q.data(),
+                              w.cache->k[static_cast<size_t>(l)].data(), w.cache->v[static_cast<size_t>(l)].data(),
+                              L.att.data(), L.att_lse.data(), sh, AttnMask{}, scale);
+        be.copy2d(w.dk.data(), Tt * D, w.dkc.data() + start_tok * D, M * D, B, Tt * D, true);
+        be.copy2d(w.dv.data(), Tt * D, w.dvc.data() + start_tok * D, M * D, B, Tt * D, true);
+      } else {
+        AttnShape sh{B, Tt, Tt, H, hd, 0};
+        AttnMask self_mask{plan.mask, c.frames_per_block * Lf, tf ? F * Lf : 0, 0};
+        be.attention_backward(w.dq.data(), w.dk.data(), w.dv.data(), w.dz.data(), L.q.data(), L.k.data(), L.v.data(),
+                              L.att.data(), L.att_lse.data(), sh, self_mask, scale);
+      }
+      // Undo RoPE (dq/dk -> dz/dw), then RMSNorm -> dq_lin (dy) / dk_lin (dq reused).
+      be.fill(w.dz.data(), T(0), N * D);
+      be.fill(w.dw.data(), T(0), N * D);
+      for (int64_t bi = 0; bi < B; ++bi) {
+        be.rope_backward(w.dz.data() + bi * Tt * D, w.dq.data() + bi * Tt * D, w.rope_cos.data(), w.rope_sin.data(), Tt,
+                         H, hd);
+        be.rope_backward(w.dw.data() + bi * Tt * D, w.dk.data() + bi * Tt * D, w.rope_cos.data(), w.rope_sin.data(), Tt,
+                         H, hd);
+      }
+      be.fill(w.dy.data(), T(0), N * D);
+      be.rmsnorm_backward(w.dy.data(), G(b + "self_attn.norm_q.weight"), w.dz.data(), L.q_lin.data(),
+                          P(b + "self_attn.norm_q.weight"), L.q_rstd.data(), N, D);
+      be.fill(w.dq.data(), T(0), N * D);
+      be.rmsnorm_backward(w.dq.data(), G(b + "self_attn.norm_k.weight"), w.dw.data(), L.k_lin.data(),
+                          P(b + "self_attn.norm_k.weight"), L.k_rstd.data(), N, D);
+      // dm1 = dq_lin Wq + dk_lin Wk + dv Wv (into dz).
+      linear_backward(be, w.dz.data(), false, G(b + "self_attn.q.weight"), G(b + "self_attn.q.bias"), w.dy.data(),
+                      L.m1.data(), P(b + "self_attn.q.weight"), N, D, D);
+      linear_backward(be, w.dz.data(), true, G(b + "self_attn.k.weight"), G(b + "self_attn.k.bias"), w.dq.data(),
+                      L.m1.data(), P(b + "self_attn.k.weight"), N, D, D);
+      linear_backward(be, w.dz.data(), true, G(b + "self_attn.v.weight"), G(b + "self_attn.v.bias"), w.dv.data(),
+                      L.m1.data(), P(b + "self_attn.v.weight"), N, D, D);
+      be.fill(w.dw.data(), T(0), N * D);
+      be.modulate_backward(w.dw.data(), dmod + 0 * D, dmod + 1 * D, w.dz.data(), L.ln1.data(), mod + 1 * D, 6 * D, S, Lf,
+                           D);
+      be.layernorm_backward(w.dx.data(), nullptr, nullptr, w.dw.data(), L.x_in.data(), nullptr, L.ln1_mean.data(),
+                            L.ln1_rstd.data(), N, D);
+
+      // Modulation = e0 + table.
+      be.bias_backward(G(b + "modulation"), dmod, S, 6 * D);
+      be.axpy(w.de0.data(), T(1), dmod, S * 6 * D);
+    }
+
+    // Patch embedding (and, if asked, d loss / d x through patchify).
+    const bool want_dx = dx_in != nullptr;
+    linear_backward(be, want_dx ? w.dpatch.data() : nullptr, false, G("model.patch_embedding.weight"),
+                    G("model.patch_embedding.bias"), w.dx.data(), w.patches.data(), P("model.patch_embedding.weight"), N,
+                    Pd, D);
+    if (want_dx) {
+      if (tf) {
+        const int64_t Lh = F * Lf;
+        be.copy2d(w.dptmp.data(), Lh * Pd, w.dpatch.data() + Lh * Pd, 2 * Lh * Pd, B, Lh * Pd, false);
+        be.patchify_backward(dx_in, w.dptmp.data(), B, F, c.channels, c.height, c.width, c.patch_h, c.patch_w);
+      } else {
+        be.patchify_backward(dx_in, w.dpatch.data(), B, F, c.channels, c.height, c.width, c.patch_h, c.patch_w);
+      }
+    }
+
+    // Time path: e0 = Linear(SiLU(e)); e = Linear(SiLU(Linear(sinusoid))).
+    linear_backward(be, w.de_act.data(), false, G("model.time_projection.1.weight"), G("model.time_projection.1.bias"),
+                    w.de0.data(), w.e_act.data(), P("model.time_projection.1.weight"), S, D, 6 * D);
+    be.silu_backward(w.de.data(), w.e.data(), w.de_act.data(), S * D);
+    linear_backward(be, w.dte.data(), false, G("model.time_embedding.2.weight"), G("model.time_embedding.2.bias"),
+                    w.de.data(), w.te_h_act.data(), P("model.time_embedding.2.weight"), S, D, D);
+    be.fill(w.dte2.data(), T(0), S * D);
+    be.silu_backward(w.dte2.data(), w.te_h.data(), w.dte.data(), S * D);
+    linear_backward<T>(be, nullptr, false, G("model.time_embedding.0.weight"), G("model.time_embedding.0.bias"),
+                       w.dte2.data(), w.tfreq.data(), P("model.time_embedding.0.weight"), S, c.freq_dim, D);
+
+    // Text MLP: ctx = Linear(GELU(Linear(text))).
+    linear_backward(be, w.dctx2.data(), false, G("model.text_embedding.2.weight"), G("model.text_embedding.2.bias"),
+                    w.dctx.data(), w.ctx_act.data(), P("model.text_embedding.2.weight"), Nc, D, D);
+    be.fill(w.dctx3.data(), T(0), Nc * D);
+    be.gelu_tanh_backward(w.dctx3.data(), w.ctx_h.data(), w.dctx2.data(), Nc * D);
+    linear_backward<T>(be, nullptr, false, G("model.text_embedding.0.weight"), G("model.text_embedding.0.bias"),
+                       w.dctx3.data(), w.text_in.data(), P("model.text_embedding.0.weight"), Nc, c.text_dim, D);
+  });
 }
 
 template class Model<float>;

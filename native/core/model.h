@@ -15,6 +15,7 @@
 // that need gradients through several forwards recompute them).
 #pragma once
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <string>
@@ -136,6 +137,10 @@ class Model {
   void run_forward(const Plan& plan, T* out, const T* x, const T* x_clean, const T* t, double t_clean,
                    const T* text, KVCache<T>* cache, bool use_cross_cache);
   void build_rope_tables(Workspace& ws, const Plan& plan);
+  // The Backend::run_recorded key of a forward or backward: the plan, the workspace's RoPE tables,
+  // the cache's buffers and every pointer and scalar the launches read.
+  std::string recording_key(const char* kind, const Plan& plan, const Workspace& ws, const KVCache<T>* cache,
+                            std::initializer_list<const void*> pointers, double scalar, int flags) const;
 
   Backend<T>& backend_;
   ModelConfig config_;

@@ -20,7 +20,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <atomic>
+#include <chrono>
 #include <map>
+#include <unordered_map>
 #include <vector>
 
 #include "cuda/cuda_common.cuh"
@@ -156,6 +159,14 @@ __global__ void k_philox_normal(float* out, int64_t n, RngState at) {
 
 // ---- the backend -----------------------------------------------------------------------------
 
+// Process-wide counts of recorded stretches (cuda_graph_stats).
+std::atomic<uint64_t> g_graph_eager{0}, g_graph_recorded{0}, g_graph_replayed{0}, g_graph_declined{0}, g_graph_failed{0};
+
+bool graphs_enabled_by_env() {
+  const char* g = std::getenv("CFPIPE_CUDA_GRAPHS");
+  return !(g && std::strcmp(g, "0") == 0);
+}
+
 class CudaBackend final : public Backend<float> {
  public:
   CudaBackend(int device, CudaPrecision precision) : device_(device), precision_(precision) {
@@ -172,6 +183,7 @@ class CudaBackend final : public Backend<float> {
       staging_ = nullptr;
     }
     CUDA_OK(cudaEventCreateWithFlags(&staging_done_, cudaEventDisableTiming));
+    graphs_ = graphs_enabled_by_env();
     gemm_mode_ = GemmMode::fp32;
     if (precision == CudaPrecision::bf16) {
       const char* g = std::getenv("CFPIPE_CUDA_BF16_GEMM");  // cast (default) or fast, see kernels.h
@@ -192,6 +204,8 @@ class CudaBackend final : public Backend<float> {
   }
   ~CudaBackend() override {
     cudaStreamSynchronize(stream_);
+    for (auto& owned : recordings_)
+      for (auto& kv : owned.second) kv.second.release();
     for (auto& kv : copies_) cudaFree(kv.second.bf16);
     gemm_.reset();
     if (staging_) cudaFreeHost(staging_);
@@ -236,6 +250,10 @@ class CudaBackend final : public Backend<float> {
       if (!weight && act_bytes_ - old + bytes > act_budget_) return nullptr;
       if (it == copies_.end()) it = copies_.emplace(a, Copy16{}).first;
       Copy16& c = it->second;
+      if (c.bf16) {
+        CFP_CHECK(!capturing_, "a bf16 copy would move inside a recorded stretch");
+        ++scratch_moves_;  // recordings that read the old copy are stale
+      }
       cudaFree(c.bf16);  // synchronises the device: queued GEMMs may still read the old copy
       c.bf16 = nullptr, c.cap = c.n = 0, c.valid = false;
       act_bytes_ -= old;
@@ -267,6 +285,8 @@ class CudaBackend final : public Backend<float> {
     const uintptr_t lo = reinterpret_cast<uintptr_t>(p), hi = lo + bytes;
     for (auto it = copies_.lower_bound(lo > max_span_ ? lo - max_span_ : 0); it != copies_.end() && it->first < hi;) {
       if (it->first + uintptr_t(it->second.cap) * 4 > lo) {
+        CFP_CHECK(!capturing_, "a bf16 copy would be freed inside a recorded stretch");
+        ++scratch_moves_;
         cudaFree(it->second.bf16);  // synchronises the device: nothing queued still reads it
         if (it->second.counted) act_bytes_ -= size_t(it->second.cap) * 2;
         it = copies_.erase(it);
@@ -279,6 +299,7 @@ class CudaBackend final : public Backend<float> {
   // ---- memory ----
   std::shared_ptr<float> alloc(int64_t n) override {
     CFP_CHECK(n >= 0, "cannot allocate %lld elements", static_cast<long long>(n));
+    CFP_CHECK(!capturing_, "alloc inside a recorded stretch");
     void* p = nullptr;
     const size_t bytes = static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(float);
     const cudaError_t e = cudaMalloc(&p, bytes);
@@ -299,6 +320,8 @@ class CudaBackend final : public Backend<float> {
   // copy that last read it has fired; uploads larger than the ring copy synchronously.
   void upload(float* dst, const float* src, int64_t n) override {
     if (n <= 0) return;
+    // A recording would keep the host address and copy from it again at every replay.
+    CFP_CHECK(!capturing_, "upload inside a recorded stretch");
     wrote(dst, n);
     const size_t bytes = size_t(n) * 4, need = (bytes + 255) / 256 * 256;
     if (need > kStagingBytes || !staging_) {
@@ -318,6 +341,7 @@ class CudaBackend final : public Backend<float> {
   }
   void download(float* dst, const float* src, int64_t n) override {
     if (n <= 0) return;
+    CFP_CHECK(!capturing_, "download inside a recorded stretch");
     CUDA_OK(cudaMemcpyAsync(dst, src, size_t(n) * 4, cudaMemcpyDeviceToHost, stream_));
     synchronize();
   }
@@ -974,7 +998,135 @@ class CudaBackend final : public Backend<float> {
     });
   }
 
+  // ---- recorded launch sequences (CUDA graphs) ----
+  // A stretch runs eagerly twice: the first run allocates what it needs (workspaces, scratch, bf16
+  // copies, GEMM plans), the second is timed on the host and on the device. Where the device
+  // finished it in less than kLaunchBound x the host's time to queue it, launches dominate: the
+  // third run records it as a CUDA graph and every later one replays the graph (one launch instead
+  // of hundreds). Device-bound stretches stay eager. Recordings are keyed by (owner, key); moving
+  // any backend scratch or bf16 copy makes them all stale (re-recorded on their next use). Every
+  // bf16 copy counts as stale when a stretch starts and ends, so a recording casts what it reads
+  // itself and the host's copy bookkeeping never trusts a copy a replay may have overwritten.
+  void run_recorded(const void* owner, const std::string& key, const std::function<void()>& launches) override {
+    if (!graphs_ || capturing_) {
+      launches();
+      return;
+    }
+    auto& owned = recordings_[owner];
+    auto it = owned.find(key);
+    if (it == owned.end()) {
+      if (owned.size() >= kMaxRecordings) {  // e.g. a caller whose pointers change every call
+        ++g_graph_declined;
+        launches();
+        return;
+      }
+      it = owned.emplace(key, Recording{}).first;
+    }
+    Recording& r = it->second;
+    if (r.exec && r.moves != scratch_moves_ + gemm_->scratch_moves()) r.release(), r.runs = 0;
+    if (r.exec) {
+      forget_copy_contents();
+      CUDA_OK(cudaGraphLaunch(r.exec, stream_));
+      ++g_graph_replayed;
+      return;
+    }
+    if (r.never) {
+      launches();
+      return;
+    }
+    if (r.runs == 0) {
+      ++r.runs;
+      ++g_graph_eager;
+      launches();
+      return;
+    }
+    if (r.runs == 1) {  // timed run
+      ++r.runs;
+      ++g_graph_eager;
+      if (!r.start) {
+        CUDA_OK(cudaEventCreate(&r.start));
+        CUDA_OK(cudaEventCreate(&r.stop));
+      }
+      CUDA_OK(cudaEventRecord(r.start, stream_));
+      const auto t0 = std::chrono::steady_clock::now();
+      launches();
+      r.host_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      CUDA_OK(cudaEventRecord(r.stop, stream_));
+      return;
+    }
+    float device_ms = 0;
+    CUDA_OK(cudaEventSynchronize(r.stop));
+    CUDA_OK(cudaEventElapsedTime(&device_ms, r.start, r.stop));
+    r.release();
+    if (device_ms > kLaunchBound * r.host_ms) {
+      r.never = true;
+      ++g_graph_declined;
+      launches();
+      return;
+    }
+    record(r, launches);
+  }
+  void forget_recordings(const void* owner) override {
+    auto it = recordings_.find(owner);
+    if (it == recordings_.end()) return;
+    cudaStreamSynchronize(stream_);  // a queued replay may still use the graphs
+    for (auto& kv : it->second) kv.second.release();
+    recordings_.erase(it);
+  }
+
  private:
+  struct Recording {
+    int runs = 0;           // eager runs so far (0, 1: warm-up and timed run)
+    bool never = false;     // device-bound, or recording failed: always eager
+    double host_ms = 0;     // host time of queueing the timed run
+    cudaEvent_t start = nullptr, stop = nullptr;
+    cudaGraphExec_t exec = nullptr;
+    uint64_t moves = 0;     // scratch moves when recorded
+    void release() {
+      if (exec) cudaGraphExecDestroy(exec);
+      if (start) cudaEventDestroy(start);
+      if (stop) cudaEventDestroy(stop);
+      exec = nullptr, start = stop = nullptr;
+    }
+  };
+  static constexpr size_t kMaxRecordings = 256;  // per owner
+  static constexpr double kLaunchBound = 2.0;
+
+  void forget_copy_contents() {
+    for (auto& kv : copies_) kv.second.valid = false;
+  }
+  void record(Recording& r, const std::function<void()>& launches) {
+    forget_copy_contents();
+    const uint64_t moves = scratch_moves_ + gemm_->scratch_moves();
+    CUDA_OK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed));
+    capturing_ = true;
+    bool ok = true;
+    try {
+      launches();
+    } catch (const std::exception&) {
+      ok = false;  // an op that cannot be recorded; the stretch runs eagerly below
+    }
+    capturing_ = false;
+    cudaGraph_t graph = nullptr;
+    const cudaError_t ended = cudaStreamEndCapture(stream_, &graph);
+    ok = ok && ended == cudaSuccess && graph && moves == scratch_moves_ + gemm_->scratch_moves();
+    cudaGraphExec_t exec = nullptr;
+    if (ok) ok = cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess;
+    if (graph) cudaGraphDestroy(graph);
+    if (!ok) {
+      cudaGetLastError();
+      r.never = true;
+      ++g_graph_failed;
+      forget_copy_contents();
+      launches();
+      return;
+    }
+    r.exec = exec;
+    r.moves = moves;
+    ++g_graph_recorded;
+    CUDA_OK(cudaGraphLaunch(exec, stream_));
+  }
+
   static constexpr double kGeluC = 0.7978845608028654;  // sqrt(2/pi)
   // 16-byte alignment of both pointers: the float4 paths of the element-wise ops need it (and
   // compute each element exactly as the scalar paths do).
@@ -1001,6 +1153,7 @@ class CudaBackend final : public Backend<float> {
   double* seg_scratch(int64_t n) {
     if (n > seg_cap_) {
       synchronize();
+      ++scratch_moves_;
       cudaFree(seg_buf_);
       seg_buf_ = nullptr;
       CUDA_OK(cudaMalloc(&seg_buf_, size_t(n) * sizeof(double)));
@@ -1011,6 +1164,7 @@ class CudaBackend final : public Backend<float> {
   void* byte_scratch(size_t n) {
     if (n > byte_cap_) {
       synchronize();
+      ++scratch_moves_;
       cudaFree(byte_buf_);
       byte_buf_ = nullptr;
       CUDA_OK(cudaMalloc(&byte_buf_, n));
@@ -1021,6 +1175,7 @@ class CudaBackend final : public Backend<float> {
   float* vec_scratch(int64_t n) {
     if (n > vec_cap_) {
       synchronize();
+      ++scratch_moves_;
       cudaFree(vec_buf_);
       vec_buf_ = nullptr;
       CUDA_OK(cudaMalloc(&vec_buf_, size_t(n) * sizeof(float)));
@@ -1058,6 +1213,10 @@ class CudaBackend final : public Backend<float> {
   void* staging_ = nullptr;  // pinned ring of upload()
   size_t staging_head_ = 0;
   cudaEvent_t staging_done_ = nullptr;  // the last copy out of the ring
+  bool graphs_ = true;                  // CFPIPE_CUDA_GRAPHS=0: never record
+  bool capturing_ = false;              // a stretch is being recorded on stream_
+  uint64_t scratch_moves_ = 0;          // scratch buffers or bf16 copies freed or moved so far
+  std::map<const void*, std::unordered_map<std::string, Recording>> recordings_;
 };
 
 }  // namespace
@@ -1097,6 +1256,11 @@ cudaStream_t stream_of(Backend<float>& backend) {
   return cb->stream();
 }
 }  // namespace cuda
+
+CudaGraphStats cuda_graph_stats() {
+  return {g_graph_eager.load(), g_graph_recorded.load(), g_graph_replayed.load(), g_graph_declined.load(),
+          g_graph_failed.load()};
+}
 
 void cuda_synchronize(Backend<float>& backend) {
   if (auto* cb = dynamic_cast<CudaBackend*>(&backend)) cb->synchronize();

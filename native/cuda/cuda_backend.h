@@ -41,6 +41,15 @@ const char* cuda_gemm_engine();
 // Benchmarks call it before reading a timer.
 void cuda_synchronize(Backend<float>& backend);
 
+// Recorded stretches (Backend::run_recorded) in this process so far: eager runs before a decision,
+// stretches recorded as CUDA graphs, graph replays, stretches left eager (device-bound, or too many
+// keys for one owner) and recordings that failed (an op that cannot be captured). CFPIPE_CUDA_GRAPHS=0
+// (read when a backend is made) turns recording off.
+struct CudaGraphStats {
+  uint64_t eager = 0, recorded = 0, replayed = 0, declined = 0, failed = 0;
+};
+CudaGraphStats cuda_graph_stats();
+
 // The device's name, e.g. "NVIDIA H200" (empty when unavailable).
 std::string cuda_device_name(int device = 0);
 

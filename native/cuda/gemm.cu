@@ -91,6 +91,7 @@ struct Gemm::Impl {
   cudaStream_t stream;
   __nv_bfloat16* cast_buf[2] = {nullptr, nullptr};  // the A and B copies of bf16_cast
   int64_t cast_cap[2] = {0, 0};
+  uint64_t scratch_moves = 0;
 
   __nv_bfloat16* cast_scratch(int which, int64_t n) {
     if (n > cast_cap[which]) {
@@ -99,6 +100,7 @@ struct Gemm::Impl {
       cast_buf[which] = nullptr;
       CUDA_OK(cudaMalloc(&cast_buf[which], size_t(n) * sizeof(__nv_bfloat16)));
       cast_cap[which] = n;
+      ++scratch_moves;
     }
     return cast_buf[which];
   }
@@ -190,6 +192,8 @@ Gemm::Gemm(cudaStream_t stream) : impl_(new Impl) {
   CUDA_OK(cudaMalloc(&impl_->ws, Impl::kWorkspace));
 #endif
 }
+
+uint64_t Gemm::scratch_moves() const { return impl_->scratch_moves; }
 
 Gemm::~Gemm() {
   cudaStreamSynchronize(impl_->stream);

@@ -55,6 +55,9 @@ class Gemm {
   // Rounds a [rows, cols] fp32 matrix (row stride ld) to a compact bf16 [rows, cols] array.
   void cast_bf16(void* dst, const float* src, int64_t rows, int64_t cols, int64_t ld);
   static const char* engine();  // "cublaslt" or "tiled"
+  // How many times a cast scratch buffer moved (was freed for a larger one): a recorded launch
+  // sequence that read the old one is stale.
+  uint64_t scratch_moves() const;
 
  private:
   struct Impl;

@@ -15,6 +15,10 @@
 // forward/backward is off by ~1e-2 of the scale, so the losses agree to 5e-2 max(|b|, 1e-3); exact
 // resume on the GPU is checked the same way in both modes (bitwise).
 //
+// CUDA graphs (Backend::run_recorded): with recording on (the default) and off
+// (CFPIPE_CUDA_GRAPHS=0) every trainer's 10 losses and output file, and three few-step streaming
+// videos, are bitwise identical, and the recorded runs did replay graphs.
+//
 // Without a GPU the test prints why and exits 77 (ctest: skipped); built without CUDA it exits 0.
 #include <cstdio>
 
@@ -28,12 +32,18 @@ int main() {
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/checkpoint.h"
 #include "core/rng.h"
 #include "core/safetensors.h"
+#include "core/sampler_model.h"
+#include "core/samplers.h"
+#include "core/schedule.h"
 #include "core/trainer.h"
 #include "trainer_test_util.h"
 #include "cpu/cpu_backend.h"
@@ -233,6 +243,69 @@ void test_trainer(Trainer t) {
                     read_file_bytes(gpu.output_path) == read_file_bytes(split.output_path);
   EXPECT(same, "%s: GPU checkpoint after resume differs from the straight run", trainer_name(t));
   std::printf("  %-24s GPU resume 5 + 5 == 10 straight: %s\n", "", same && joined == rg.losses ? "byte-identical" : "DIFFERENT");
+
+  // CUDA graphs off: the same bits.
+  const CudaGraphStats before = cuda_graph_stats();
+  TrainOptions eager = gpu;
+  eager.work_dir = root + "/eager";
+  eager.output_path = root + "/eager.safetensors";
+  eager.device = [] {
+    setenv("CFPIPE_CUDA_GRAPHS", "0", 1);
+    ComputeDevice d = make_cuda_device(0, g_precision);
+    unsetenv("CFPIPE_CUDA_GRAPHS");
+    return d;
+  };
+  Recorder re;
+  train(eager, s.d, re);
+  const CudaGraphStats after = cuda_graph_stats();
+  EXPECT(after.replayed == before.replayed, "%s: graphs replayed with CFPIPE_CUDA_GRAPHS=0", trainer_name(t));
+  const bool bitwise = re.losses == rg.losses && read_file_bytes(eager.output_path) == read_file_bytes(gpu.output_path);
+  EXPECT(bitwise, "%s: losses or weights with CUDA graphs differ from those without", trainer_name(t));
+  std::printf("  %-24s CUDA graphs on == off: %s\n", "", bitwise ? "bitwise" : "DIFFERENT");
+}
+
+// Three few-step streaming videos (KV cache, 4 steps per block) with recording on and off.
+void test_sampler_graphs() {
+  ModelConfig cfg = ModelConfig::tiny(3);
+  const int64_t B = 2, F = cfg.frames, fr = cfg.channels * cfg.height * cfg.width;
+  const FlowMatchScheduler grid = generator_training_grid();
+  FewStepConfig fc;
+  fc.frames_per_block = cfg.frames_per_block;
+  fc.steps = warped_step_list({1000, 750, 500, 250}, grid);
+  auto videos = [&](bool graphs) {
+    if (!graphs) setenv("CFPIPE_CUDA_GRAPHS", "0", 1);
+    std::unique_ptr<Backend<float>> be = make_cuda_backend(0, g_precision);
+    unsetenv("CFPIPE_CUDA_GRAPHS");
+    Model<float> model(*be, cfg);
+    model.init(23);
+    Tensor<float> text = be->empty({B * cfg.text_len * cfg.text_dim});
+    const std::vector<float> th = normals(24, size_t(text.numel()));
+    be->upload(text.data(), th.data(), text.numel());
+    Tensor<float> video = be->empty({B * F * fr});
+    ModelFlowNet net(model, B, text.data());
+    std::vector<float> all;
+    for (uint64_t v = 0; v < 3; ++v) {
+      Philox rng(RngState{30 + v, 0, 0});
+      sample_few_step(net, fc, grid, rng, video.data());
+      std::vector<float> h(size_t(video.numel()));
+      be->download(h.data(), video.data(), video.numel());
+      all.insert(all.end(), h.begin(), h.end());
+    }
+    return all;
+  };
+  const CudaGraphStats before = cuda_graph_stats();
+  const std::vector<float> on = videos(true);
+  const CudaGraphStats mid = cuda_graph_stats();
+  const std::vector<float> off = videos(false);
+  EXPECT(mid.replayed > before.replayed, "few-step sampling replayed no graph (%llu recorded, %llu declined, %llu failed)",
+         static_cast<unsigned long long>(mid.recorded - before.recorded),
+         static_cast<unsigned long long>(mid.declined - before.declined),
+         static_cast<unsigned long long>(mid.failed - before.failed));
+  const bool same = on.size() == off.size() && std::memcmp(on.data(), off.data(), on.size() * sizeof(float)) == 0;
+  EXPECT(same, "few-step videos with CUDA graphs differ from those without");
+  std::printf("  few-step sampler, 3 videos: CUDA graphs on == off: %s (%llu graphs recorded, %llu replays)\n",
+              same ? "bitwise" : "DIFFERENT", static_cast<unsigned long long>(mid.recorded - before.recorded),
+              static_cast<unsigned long long>(mid.replayed - before.replayed));
 }
 
 }  // namespace
@@ -248,6 +321,12 @@ int main(int argc, char** argv) {
   try {
     test_optim_ops();
     for (Trainer t : {Trainer::diffusion, Trainer::ode, Trainer::consistency_distillation, Trainer::score_distillation}) test_trainer(t);
+    test_sampler_graphs();
+    const CudaGraphStats g = cuda_graph_stats();
+    std::printf("CUDA graphs in this test: %llu eager runs, %llu recorded, %llu replays, %llu left eager, %llu failed\n",
+                static_cast<unsigned long long>(g.eager), static_cast<unsigned long long>(g.recorded),
+                static_cast<unsigned long long>(g.replayed), static_cast<unsigned long long>(g.declined),
+                static_cast<unsigned long long>(g.failed));
   } catch (const std::exception& e) {
     ++failures;
     std::printf("FAIL: unexpected exception: %s\n", e.what());

@@ -8,7 +8,9 @@
 // Options: --precision fp32|bf16 (default: the backend's default), --profile (per-op GPU times of
 // one teacher-forcing step, with GEMM TFLOP/s and memory-bound ops as % of the measured
 // device-to-device copy bandwidth), --gemm (every GEMM shape of that step through our call path
-// against bare cuBLASLt on bf16 operands).
+// against bare cuBLASLt on bf16 operands), --graphs (only this: the GPU pipeline preset's tiny
+// model, where kernel launches dominate, with CUDA graphs against the same backend without:
+// teacher-forcing and ODE steps and few-step streaming videos).
 //
 // Usage: cuda_bench [options] [layers=4] [frames=9] [height=30] [width=52]
 #include <algorithm>
@@ -161,6 +163,63 @@ void gemm_table(const std::vector<OpStat>& ops, Backend<float>& be, std::string&
 
 }  // namespace
 
+// --graphs: the GPU preset's model (tiny widths, patch 1, batch 8) with recording off, then on.
+int graphs_bench(CudaPrecision precision) {
+  ModelConfig c = ModelConfig::tiny(1);
+  c.patch_h = c.patch_w = 1;
+  const int64_t B = 8, F = c.frames, fr = c.channels * c.height * c.width, S = 6;
+  const int iters = 200;
+  std::printf("CUDA graphs (%s): tiny preset with patch 1 (%lld tokens/frame), batch %lld, median of %d steps\n",
+              cuda_precision_name(precision), (long long)c.tokens_per_frame(), (long long)B, iters);
+  double ms[2][3] = {};
+  for (int graphs = 0; graphs < 2; ++graphs) {
+    if (!graphs) setenv("CFPIPE_CUDA_GRAPHS", "0", 1);
+    auto be = make_cuda_backend(0, precision);
+    unsetenv("CFPIPE_CUDA_GRAPHS");
+    auto dev_rand = [&](int64_t n, uint64_t seed) {
+      std::vector<float> h(static_cast<size_t>(n));
+      Philox(seed, 0).fill_normal(h.data(), h.size());
+      Tensor<float> t = be->empty({n});
+      be->upload(t.data(), h.data(), n);
+      return t;
+    };
+    Tensor<float> x0 = dev_rand(B * F * fr, 1), text = dev_rand(B * c.text_len * c.text_dim, 2),
+                  traj = dev_rand(B * S * F * fr, 4), video = be->empty({B * F * fr});
+    Model<float> gen(*be, c);
+    gen.init(1);
+    ObjectiveScratch<float> s(*be);
+    const FlowMatchScheduler grid = generator_training_grid();
+    const std::vector<double> steps = warped_step_list({1000, 750, 500, 250}, grid);
+    Philox rng(7, 0);
+    auto warm = [&](const std::function<void()>& fn) {  // past the warm-up, timed and recording runs
+      for (int i = 0; i < 4; ++i) fn();
+      return fn;
+    };
+    ms[graphs][0] = time_ms(*be, iters, warm([&] {
+      gen.zero_grad();
+      teacher_forcing_diffusion_loss(gen, s, grid, x0.data(), text.data(), B, F, rng);
+    }));
+    ms[graphs][1] = time_ms(*be, iters, warm([&] {
+      gen.zero_grad();
+      ode_regression_loss(gen, s, grid, steps, traj.data(), S, text.data(), B, F, rng);
+    }));
+    ModelFlowNet net(gen, B, text.data());
+    FewStepConfig fc;
+    fc.frames_per_block = c.frames_per_block;
+    fc.steps = steps;
+    ms[graphs][2] = time_ms(*be, 20, warm([&] { sample_few_step(net, fc, grid, rng, video.data()); }));
+  }
+  const CudaGraphStats g = cuda_graph_stats();
+  const char* what[3] = {"teacher-forcing step (loss + grads)", "ODE regression step", "few-step video (4 steps, 9 blocks)"};
+  std::printf("%-38s %12s %12s %8s\n", "", "eager ms", "graphs ms", "speedup");
+  for (int i = 0; i < 3; ++i)
+    std::printf("%-38s %12.3f %12.3f %7.2fx\n", what[i], ms[0][i], ms[1][i], ms[0][i] / ms[1][i]);
+  std::printf("graphs: %llu recorded, %llu replays, %llu left eager (device-bound), %llu failed\n",
+              (unsigned long long)g.recorded, (unsigned long long)g.replayed, (unsigned long long)g.declined,
+              (unsigned long long)g.failed);
+  return g.failed == 0 ? 0 : 1;
+}
+
 int main(int argc, char** argv) {
   std::string why;
   if (cuda_device_count(&why) == 0) {
@@ -168,15 +227,17 @@ int main(int argc, char** argv) {
     return 1;
   }
   CudaPrecision precision = default_cuda_precision();
-  bool profile = false, gemms = false;
+  bool profile = false, gemms = false, graphs_only = false;
   std::vector<int> pos;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--precision" && i + 1 < argc) precision = std::string(argv[++i]) == "fp32" ? CudaPrecision::fp32 : CudaPrecision::bf16;
     else if (a == "--profile") profile = true;
     else if (a == "--gemm") gemms = profile = true;
+    else if (a == "--graphs") graphs_only = true;
     else pos.push_back(std::atoi(argv[i]));
   }
+  if (graphs_only) return graphs_bench(precision);
   ModelConfig c = ModelConfig::wan_1_3b(3);
   c.layers = pos.size() > 0 ? pos[0] : 4;
   c.frames = pos.size() > 1 ? pos[1] : 9;

@@ -21,6 +21,7 @@
 #               (CFPIPE_CUDA_HOST_NOISE=1)
 #     repeat    cuda_bench bf16 twice more (the step figures of three runs)
 #     train     test_cuda_train bf16;  train32: test_cuda_train (fp32)
+#     graphs    cuda_bench --graphs, bf16 then fp32: the GPU preset's tiny model with CUDA graphs vs without
 #     torch     the comparison against PyTorch (cached figures unless TORCH_MEASURE)
 set -u
 budget=${1:-570}
@@ -95,6 +96,13 @@ if want train32 && [ "$(left)" -gt 100 ]; then
   stamp "test_cuda_train fp32"
   timeout $(( $(left) - 40 )) $bd/test_cuda_train > "$out/train32.log" 2>&1; echo "exit $?"
   grep -E "worst|resume|FAIL|failed" "$out/train32.log" | head -30
+fi
+if want graphs; then
+  for p in bf16 fp32; do
+    stamp "cuda_bench --graphs $p"
+    timeout 120 $bd/cuda_bench --graphs --precision $p > "$out/graphs_$p.log" 2>&1; echo "exit $?"
+    cat "$out/graphs_$p.log"
+  done
 fi
 if want torch && [ "$(left)" -gt 20 ]; then
   benches="$out/bench_bf16.log"
