@@ -163,6 +163,15 @@ void gemm_table(const std::vector<OpStat>& ops, Backend<float>& be, std::string&
 
 }  // namespace
 
+// n standard normals from Philox(seed) in a new buffer of `be`.
+Tensor<float> device_normals(Backend<float>& be, int64_t n, uint64_t seed) {
+  std::vector<float> h(static_cast<size_t>(n));
+  Philox(seed, 0).fill_normal(h.data(), h.size());
+  Tensor<float> t = be.empty({n});
+  be.upload(t.data(), h.data(), n);
+  return t;
+}
+
 // --graphs: the GPU preset's model (tiny widths, patch 1, batch 8) with recording off, then on.
 int graphs_bench(CudaPrecision precision) {
   ModelConfig c = ModelConfig::tiny(1);
@@ -176,13 +185,7 @@ int graphs_bench(CudaPrecision precision) {
     if (!graphs) setenv("CFPIPE_CUDA_GRAPHS", "0", 1);
     auto be = make_cuda_backend(0, precision);
     unsetenv("CFPIPE_CUDA_GRAPHS");
-    auto dev_rand = [&](int64_t n, uint64_t seed) {
-      std::vector<float> h(static_cast<size_t>(n));
-      Philox(seed, 0).fill_normal(h.data(), h.size());
-      Tensor<float> t = be->empty({n});
-      be->upload(t.data(), h.data(), n);
-      return t;
-    };
+    auto dev_rand = [&](int64_t n, uint64_t seed) { return device_normals(*be, n, seed); };
     Tensor<float> x0 = dev_rand(B * F * fr, 1), text = dev_rand(B * c.text_len * c.text_dim, 2),
                   traj = dev_rand(B * S * F * fr, 4), video = be->empty({B * F * fr});
     Model<float> gen(*be, c);
@@ -253,13 +256,7 @@ int main(int argc, char** argv) {
               (long long)c.ffn_dim, (long long)c.layers, (long long)F, (long long)c.height, (long long)c.width,
               (long long)c.tokens_per_frame(), (long long)c.frames_per_block, (long long)B, cuda_precision_name(precision),
               precision == CudaPrecision::fp32 ? "fp32" : (std::getenv("CFPIPE_CUDA_BF16_GEMM") ? std::getenv("CFPIPE_CUDA_BF16_GEMM") : "cast"));
-  auto dev_rand = [&](int64_t n, uint64_t seed) {
-    std::vector<float> h(static_cast<size_t>(n));
-    Philox(seed, 0).fill_normal(h.data(), h.size());
-    Tensor<float> t = be->empty({n});
-    be->upload(t.data(), h.data(), n);
-    return t;
-  };
+  auto dev_rand = [&](int64_t n, uint64_t seed) { return device_normals(*be, n, seed); };
   {  // one step's noise drawn on the host, as the objectives did before the backend drew it on the GPU
     std::vector<float> h(static_cast<size_t>(B * F * fr));
     const double t0 = now_ms();
