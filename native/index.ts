@@ -295,6 +295,8 @@ export interface TrainResult {
   seconds: number;
   /** The backend that ran the job: 'cpu' or 'cuda:N'. */
   backend: string;
+  /** CUDA graphs recorded and replayed during the job (absent when none). */
+  cudaGraphs?: CudaGraphCounts;
   resumedFrom?: number;
   checkpoint?: string;
   outputPath?: string;
@@ -351,6 +353,19 @@ export interface SampleResult {
   framesPerSecond?: number;
   /** The backend that ran the job: 'cpu' or 'cuda:N'. */
   backend?: string;
+  /** CUDA graphs recorded and replayed during the job (absent when none). */
+  cudaGraphs?: CudaGraphCounts;
+}
+
+/** Model forwards and backwards the CUDA backend recorded as graphs, and graph replays. */
+export interface CudaGraphCounts {
+  recorded: number;
+  replayed: number;
+}
+
+/** "; CUDA graphs: 4 recorded, 31996 replays" for a job's log line, or "" when it used none. */
+export function cudaGraphsNote(counts: CudaGraphCounts | undefined): string {
+  return counts ? `; CUDA graphs: ${counts.recorded} recorded, ${counts.replayed} replays` : '';
 }
 
 // ---------------------------------------------------------------------------------------------

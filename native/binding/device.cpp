@@ -72,6 +72,24 @@ cfp::DeviceFactory device_factory(const DeviceChoice& choice, int threads) {
   return [threads] { return cfp::make_cpu_device(threads); };
 }
 
+GraphCounts graph_counts_now() {
+#ifdef CFPIPE_HAVE_CUDA
+  const cfp::CudaGraphStats g = cfp::cuda_graph_stats();
+  return {static_cast<double>(g.recorded), static_cast<double>(g.replayed)};
+#else
+  return {};
+#endif
+}
+
+void set_graph_counts(Napi::Env env, Napi::Object& out, const GraphCounts& before, const GraphCounts& after) {
+  const double recorded = after.recorded - before.recorded, replayed = after.replayed - before.replayed;
+  if (recorded == 0 && replayed == 0) return;
+  Napi::Object g = Napi::Object::New(env);
+  g.Set("recorded", recorded);
+  g.Set("replayed", replayed);
+  out.Set("cudaGraphs", g);
+}
+
 void describe_backends(Napi::Env env, Napi::Object& info) {
   std::string why;
   const int n = cuda_devices(&why);

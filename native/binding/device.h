@@ -25,6 +25,14 @@ DeviceChoice parse_device(Napi::Env env, const std::string& spec, const std::str
 // The factory the job calls on its own thread (threads: CPU threads, 0 = all cores).
 cfp::DeviceFactory device_factory(const DeviceChoice& choice, int threads);
 
+// CUDA graph counts of this process (zero in the CPU addon): a job takes them before and after it
+// runs, and its result carries the difference as cudaGraphs {recorded, replayed} when there is one.
+struct GraphCounts {
+  double recorded = 0, replayed = 0;
+};
+GraphCounts graph_counts_now();
+void set_graph_counts(Napi::Env env, Napi::Object& out, const GraphCounts& before, const GraphCounts& after);
+
 // version(): backend (what "auto" resolves to), backends, cuda, and with CUDA compiled in:
 // cudaDevices, cudaDevice (name of device 0), cudaGemm, cudaUnavailable (why no device).
 void describe_backends(Napi::Env env, Napi::Object& info);

@@ -262,8 +262,10 @@ Napi::Value sample(const Napi::CallbackInfo& info) {
   const Napi::Value on_progress = info.Length() > 1 ? info[1] : env.Undefined();
   auto shared = std::make_shared<SampleOptions>(std::move(opt));
   return start_job(env, "sample", on_progress, [shared](cfp::JobContext& context) -> ResultBuilder {
+    const GraphCounts graphs_before = graph_counts_now();
     auto r = std::make_shared<SampleResult>(run_sampling(*shared, context));
-    return [r](Napi::Env env) -> Napi::Value {
+    const GraphCounts graphs_after = graph_counts_now();
+    return [r, graphs_before, graphs_after](Napi::Env env) -> Napi::Value {
       Napi::Object out = Napi::Object::New(env);
       out.Set("cancelled", r->cancelled);
       if (r->cancelled) return out;
@@ -278,6 +280,7 @@ Napi::Value sample(const Napi::CallbackInfo& info) {
       out.Set("backend", r->backend);
       const double frames = static_cast<double>(r->frames) * static_cast<double>(r->calls.size());
       out.Set("framesPerSecond", r->total_seconds > 0 ? frames / r->total_seconds : 0.0);
+      set_graph_counts(env, out, graphs_before, graphs_after);
       return out;
     };
   });

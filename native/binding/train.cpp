@@ -110,9 +110,11 @@ Napi::Value train(const Napi::CallbackInfo& info) {
 
   auto shared = std::make_shared<std::pair<cfp::TrainOptions, cfp::TrainData>>(std::move(opt), std::move(data));
   return start_job(env, "train", on_progress, [shared](cfp::JobContext& context) -> ResultBuilder {
+    const GraphCounts graphs_before = graph_counts_now();
     auto r = std::make_shared<cfp::TrainResult>(cfp::train(shared->first, shared->second, context));
+    const GraphCounts graphs_after = graph_counts_now();
     shared->second = cfp::TrainData{};  // free the data before the JS thread picks the result up
-    return [r](Napi::Env env) -> Napi::Value {
+    return [r, graphs_before, graphs_after](Napi::Env env) -> Napi::Value {
       Napi::Object out = Napi::Object::New(env);
       out.Set("step", Napi::Number::New(env, static_cast<double>(r->step)));
       out.Set("cancelled", r->cancelled);
@@ -125,6 +127,7 @@ Napi::Value train(const Napi::CallbackInfo& info) {
       if (r->resumed_from >= 0) out.Set("resumedFrom", Napi::Number::New(env, static_cast<double>(r->resumed_from)));
       if (!r->checkpoint.empty()) out.Set("checkpoint", r->checkpoint);
       if (!r->output_path.empty()) out.Set("outputPath", r->output_path);
+      set_graph_counts(env, out, graphs_before, graphs_after);
       return out;
     };
   });

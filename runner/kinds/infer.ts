@@ -17,7 +17,7 @@
 
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { sample, type DeviceSpec, type SampleOptions } from '../../native/index.js';
+import { cudaGraphsNote, sample, type DeviceSpec, type SampleOptions } from '../../native/index.js';
 import { readPrompts } from '../domain/prompts_file.js';
 import { boolParam, geometryFromConfig, intParam } from '../domain/params.js';
 import { writeVideoSet, type LabelledClip } from '../domain/video_set.js';
@@ -127,6 +127,6 @@ export const kind: StageKind = {
     mkdirSync(out, { recursive: true });
     writeFileSync(temp, `${JSON.stringify({ ...metadata, forward_calls_per_video: callsPerVideo, generation_seconds_per_video: secondsPerVideo, videos: records }, null, 2)}\n`);
     renameSync(temp, join(out, 'samples.json'));
-    ctx.log(`${KIND}: ${callsPerVideo} forward calls and ${secondsPerVideo.toFixed(3)} s per video, ${metadata.frames_per_second} latent frames/s`);
+    ctx.log(`${KIND}: ${callsPerVideo} forward calls and ${secondsPerVideo.toFixed(3)} s per video, ${metadata.frames_per_second} latent frames/s${cudaGraphsNote(r.cudaGraphs)}`);
   },
 };

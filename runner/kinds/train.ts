@@ -14,7 +14,7 @@
 
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { train, type TrainData, type DeviceSpec, type TrainOptions } from '../../native/index.js';
+import { cudaGraphsNote, train, type TrainData, type DeviceSpec, type TrainOptions } from '../../native/index.js';
 import { LatentLmdbReader, LmdbLayoutError } from '../domain/lmdb_layout.js';
 import { readPrompts } from '../domain/prompts_file.js';
 import { boolParam, intParam } from '../domain/params.js';
@@ -134,7 +134,7 @@ export const kind: StageKind = {
     ctx.log(
       `${KIND}: ${result.step} steps (${result.resumedFrom !== undefined ? `resumed from ${result.resumedFrom}, ` : ''}${result.seconds.toFixed(1)} s here), ` +
         `final loss ${result.loss.toPrecision(4)}${trainer === 'score_distillation' ? `, generator loss ${result.generatorLoss.toPrecision(4)}` : ''}; ` +
-        `${result.params} parameters${result.emaActive ? ', with generator_ema' : ''}`,
+        `${result.params} parameters${result.emaActive ? ', with generator_ema' : ''}${cudaGraphsNote(result.cudaGraphs)}`,
     );
   },
 };

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { engineInfo, initModelWeights, sample, train, weightTensors, modelParamTable, writeCheckedSafetensors, type ModelConfigInput, type TrainOptions } from '../../native/index.js';
+import { cudaGraphsNote, engineInfo, initModelWeights, sample, train, weightTensors, modelParamTable, writeCheckedSafetensors, type ModelConfigInput, type TrainOptions } from '../../native/index.js';
 
 const config: ModelConfigInput = { channels: 4, height: 4, width: 4, dim: 16, heads: 2, ffnDim: 32, layers: 1, freqDim: 8, textDim: 6, textLen: 3, frames: 4, framesPerBlock: 2 };
 const clip = 4 * 4 * 4 * 4;
@@ -59,6 +59,14 @@ test("device 'cpu' and 'auto' train; the result names the backend that ran", asy
   }
   const dflt = await train(base);
   assert.equal(dflt.backend, 'cpu', 'no device option means the CPU');
+  assert.equal(cpu.cudaGraphs, undefined, 'the CPU records no CUDA graphs');
+  assert.equal(cudaGraphsNote(cpu.cudaGraphs), '');
+  // 4 steps on the GPU: each stretch runs eagerly twice, is recorded on the third call, replayed on the fourth.
+  if (auto.backend !== 'cpu') assert.ok((auto.cudaGraphs?.replayed ?? 0) > 0, `no CUDA graph replayed: ${JSON.stringify(auto.cudaGraphs)}`);
+});
+
+test('a job log line names its CUDA graphs when it used any', () => {
+  assert.equal(cudaGraphsNote({ recorded: 4, replayed: 31996 }), '; CUDA graphs: 4 recorded, 31996 replays');
 });
 
 test('malformed devices and CUDA requests without a usable GPU are refused with a message naming the field', async () => {
