@@ -11,7 +11,8 @@
 #   mkdir -p .devrun && tar -cf - --exclude=node_modules/node --exclude=node_modules/typescript \
 #     --exclude=node_modules/@typescript --exclude=node_modules/@types node_modules dist | xz -T2 > .devrun/rt.tar.xz
 # Device call: carry [.devnode, .devrun], command: bash test/bench/cuda-device-run.sh [budget_s=560] [stages]
-#   PIPELINE_ARGS='--params configs/presets/gpu.yaml' selects the GPU preset for the pipeline stage.
+#   PIPELINE_ARGS='--params configs/presets/gpu.yaml' selects the GPU preset for the pipeline stage,
+#   PIPELINE_FILE another pipeline (default pipelines/framewise.cf).
 #   stages: a comma list of build,ctest,node,probe,pipeline,bench (default: all)
 set -u
 budget=${1:-560}
@@ -52,13 +53,13 @@ if want probe; then
 fi
 if want pipeline && [ "$(left)" -gt 90 ]; then
   limit=$(( $(left) - ${PIPELINE_RESERVE:-60} ))
-  stamp "framewise.cf --device cuda (limit $limit s)"
+  stamp "$(basename "${PIPELINE_FILE:-framewise.cf}") --device cuda (limit $limit s)"
   rm -rf /tmp/cfpipe-gpu-project
   # PIPELINE_NODE_OPTIONS=--jitless works around Node's exit-time deadlock (nodejs/node#54918:
   # process.exit joins a V8 worker parked in a concurrent compile job), seen here as a worker that
   # finished its GPU task and never exited.
   # shellcheck disable=SC2086
-  NODE_OPTIONS="${PIPELINE_NODE_OPTIONS:-}" node dist/test/bench/pipeline_wall.js pipelines/framewise.cf --device cuda ${PIPELINE_ARGS:-} --keep /tmp/cfpipe-gpu-project > "$out/pipeline.log" 2>&1 &
+  NODE_OPTIONS="${PIPELINE_NODE_OPTIONS:-}" node dist/test/bench/pipeline_wall.js ${PIPELINE_FILE:-pipelines/framewise.cf} --device cuda ${PIPELINE_ARGS:-} --keep /tmp/cfpipe-gpu-project > "$out/pipeline.log" 2>&1 &
   pid=$!
   t0=$(date +%s)
   while kill -0 $pid 2>/dev/null && [ $(( $(date +%s) - t0 )) -lt $limit ]; do sleep 2; done
