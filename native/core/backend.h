@@ -98,12 +98,14 @@ class Backend {
   // ---- recorded launch sequences ------------------------------------------------------------
   // Runs `launches`: a stretch of ops that only queues device work (no upload, download, host
   // reduction or allocation inside) and whose host code queues the same work every time for the
-  // same (owner, key). `key` names everything that work depends on apart from device memory
+  // same (owner, key). `key()` names everything that work depends on apart from device memory
   // contents and the memory `owner` holds for its lifetime (its weights and workspaces): the
-  // caller's pointers, shapes and by-value scalars. A backend may record the stretch and replay
-  // the recording for the same (owner, key) without running the host code again (CUDA graphs,
-  // where kernel launches dominate a step). The default runs it.
-  virtual void run_recorded(const void* owner, const std::string& key, const std::function<void()>& launches) {
+  // caller's pointers, shapes and by-value scalars; it is called only by a backend that records.
+  // Such a backend may record the stretch and replay the recording for the same (owner, key)
+  // without running the host code again (CUDA graphs, where kernel launches dominate a step).
+  // The default runs it.
+  virtual void run_recorded(const void* owner, const std::function<std::string()>& key,
+                            const std::function<void()>& launches) {
     (void)owner, (void)key;
     launches();
   }

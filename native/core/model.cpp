@@ -450,10 +450,10 @@ void Model<T>::run_forward(const Plan& plan, T* out, const T* x, const T* x_clea
   const bool fill_cross = cache && !cache->cross_ready;  // this call stores the prompt's cross K/V in the cache
   w.cross_from_cache = cross_cached;
   w.cache = cache;
-  const std::string key = recording_key("fwd", plan, w, cache, {out, x, x_clean, t, text}, t_clean,
-                                        int(cross_cached) + 2 * int(fill_cross));
+  auto key = [&] {
+    return recording_key("fwd", plan, w, cache, {out, x, x_clean, t, text}, t_clean, int(cross_cached) + 2 * int(fill_cross));
+  };
   be.run_recorded(this, key, [&] {
-
     // Timesteps per frame slot: [clean slots at t_clean ; noisy slots at t] per sample for TF.
     if (tf) {
       be.fill(w.t_slots.data(), static_cast<T>(t_clean), S);
@@ -620,9 +620,8 @@ void Model<T>::backward(const T* dout, T* dx_in) {
   auto P = [&](const std::string& name) { return params_.data() + param(name).offset; };
   auto G = [&](const std::string& name) { return grads_.data() + param(name).offset; };
   const double scale = 1.0 / std::sqrt(double(hd));
-  const std::string key = recording_key("bwd", plan, w, w.cache, {dout, dx_in}, 0.0, int(w.cross_from_cache));
+  auto key = [&] { return recording_key("bwd", plan, w, w.cache, {dout, dx_in}, 0.0, int(w.cross_from_cache)); };
   be.run_recorded(this, key, [&] {
-
     // Head.
     be.fill(w.dhout.data(), T(0), Nh * Pd);
     be.unpatchify_backward(w.dhout.data(), dout, B, F, c.channels, c.height, c.width, c.patch_h, c.patch_w);

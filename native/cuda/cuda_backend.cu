@@ -17,11 +17,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
-#include <atomic>
-#include <chrono>
 #include <map>
 #include <unordered_map>
 #include <vector>
@@ -162,14 +162,10 @@ __global__ void k_philox_normal(float* out, int64_t n, RngState at) {
 // Process-wide counts of recorded stretches (cuda_graph_stats).
 std::atomic<uint64_t> g_graph_eager{0}, g_graph_recorded{0}, g_graph_replayed{0}, g_graph_declined{0}, g_graph_failed{0};
 
-bool graphs_enabled_by_env() {
-  const char* g = std::getenv("CFPIPE_CUDA_GRAPHS");
-  return !(g && std::strcmp(g, "0") == 0);
-}
-
 class CudaBackend final : public Backend<float> {
  public:
-  CudaBackend(int device, CudaPrecision precision) : device_(device), precision_(precision) {
+  CudaBackend(int device, CudaPrecision precision, bool graphs)
+      : device_(device), precision_(precision), graphs_(graphs) {
     std::string why;
     const int n = cuda_device_count(&why);
     CFP_CHECK(n > 0, "no CUDA device: %s", why.c_str());
@@ -183,7 +179,6 @@ class CudaBackend final : public Backend<float> {
       staging_ = nullptr;
     }
     CUDA_OK(cudaEventCreateWithFlags(&staging_done_, cudaEventDisableTiming));
-    graphs_ = graphs_enabled_by_env();
     gemm_mode_ = GemmMode::fp32;
     if (precision == CudaPrecision::bf16) {
       const char* g = std::getenv("CFPIPE_CUDA_BF16_GEMM");  // cast (default) or fast, see kernels.h
@@ -235,7 +230,7 @@ class CudaBackend final : public Backend<float> {
     if (copies_.empty() || n <= 0) return;
     const uintptr_t lo = reinterpret_cast<uintptr_t>(p), hi = lo + uintptr_t(n) * 4;
     for (auto it = copies_.lower_bound(lo > max_span_ ? lo - max_span_ : 0); it != copies_.end() && it->first < hi; ++it)
-      if (it->first + uintptr_t(it->second.n) * 4 > lo) it->second.valid = false;
+      if (it->first + uintptr_t(it->second.n) * 4 > lo) it->second.valid_era = 0;
   }
   // The bf16 copy of the contiguous [rows, cols] fp32 operand at p, cast now unless a valid copy
   // covers it; nullptr when it may not be kept (the caller casts into scratch).
@@ -243,7 +238,7 @@ class CudaBackend final : public Backend<float> {
     const int64_t n = rows * cols;
     const uintptr_t a = reinterpret_cast<uintptr_t>(p);
     auto it = copies_.find(a);
-    if (it != copies_.end() && it->second.valid && it->second.n >= n) return it->second.bf16;
+    if (it != copies_.end() && it->second.valid_era == copy_era_ && it->second.n >= n) return it->second.bf16;
     const size_t bytes = size_t(n) * 2;
     if (it == copies_.end() || it->second.cap < n) {  // a new copy, or a larger one
       const size_t old = it != copies_.end() && it->second.counted ? size_t(it->second.cap) * 2 : 0;
@@ -255,7 +250,7 @@ class CudaBackend final : public Backend<float> {
         ++scratch_moves_;  // recordings that read the old copy are stale
       }
       cudaFree(c.bf16);  // synchronises the device: queued GEMMs may still read the old copy
-      c.bf16 = nullptr, c.cap = c.n = 0, c.valid = false;
+      c.bf16 = nullptr, c.cap = c.n = 0, c.valid_era = 0;
       act_bytes_ -= old;
       c.counted = false;
       CUDA_OK(cudaMalloc(&c.bf16, bytes));
@@ -266,7 +261,7 @@ class CudaBackend final : public Backend<float> {
     Copy16& c = it->second;
     gemm_->cast_bf16(c.bf16, p, rows, cols, cols);
     c.n = n;
-    c.valid = true;
+    c.valid_era = copy_era_;
     return c.bf16;
   }
   // The kept copy of out[0, n) where some GEMM has read out before (a copy that large exists): the
@@ -277,7 +272,7 @@ class CudaBackend final : public Backend<float> {
     if (cache_ != Cache::all || !fill16_ || n <= 0) return nullptr;
     auto it = copies_.find(reinterpret_cast<uintptr_t>(out));
     if (it == copies_.end() || it->second.cap < n) return nullptr;
-    it->second.n = n, it->second.valid = true;
+    it->second.n = n, it->second.valid_era = copy_era_;
     return static_cast<bf16*>(it->second.bf16);
   }
   void forget_copies(const void* p, size_t bytes) {
@@ -1007,23 +1002,29 @@ class CudaBackend final : public Backend<float> {
   // any backend scratch or bf16 copy makes them all stale (re-recorded on their next use). Every
   // bf16 copy counts as stale when a stretch starts and ends, so a recording casts what it reads
   // itself and the host's copy bookkeeping never trusts a copy a replay may have overwritten.
-  void run_recorded(const void* owner, const std::string& key, const std::function<void()>& launches) override {
+  void run_recorded(const void* owner, const std::function<std::string()>& key,
+                    const std::function<void()>& launches) override {
     if (!graphs_ || capturing_) {
       launches();
       return;
     }
     auto& owned = recordings_[owner];
-    auto it = owned.find(key);
+    const std::string k = key();
+    auto it = owned.find(k);
     if (it == owned.end()) {
       if (owned.size() >= kMaxRecordings) {  // e.g. a caller whose pointers change every call
         ++g_graph_declined;
         launches();
         return;
       }
-      it = owned.emplace(key, Recording{}).first;
+      it = owned.emplace(k, Recording{}).first;
     }
     Recording& r = it->second;
-    if (r.exec && r.moves != scratch_moves_ + gemm_->scratch_moves()) r.release(), r.runs = 0;
+    if (r.exec && r.moves != scratch_moves_ + gemm_->scratch_moves()) {  // stale: record it again
+      r.release();
+      record(r, launches);
+      return;
+    }
     if (r.exec) {
       forget_copy_contents();
       CUDA_OK(cudaGraphLaunch(r.exec, stream_));
@@ -1092,9 +1093,7 @@ class CudaBackend final : public Backend<float> {
   static constexpr size_t kMaxRecordings = 256;  // per owner
   static constexpr double kLaunchBound = 2.0;
 
-  void forget_copy_contents() {
-    for (auto& kv : copies_) kv.second.valid = false;
-  }
+  void forget_copy_contents() { ++copy_era_; }
   void record(Recording& r, const std::function<void()>& launches) {
     forget_copy_contents();
     const uint64_t moves = scratch_moves_ + gemm_->scratch_moves();
@@ -1187,11 +1186,12 @@ class CudaBackend final : public Backend<float> {
   struct Copy16 {
     int64_t n = 0, cap = 0;  // fp32 elements the copy holds / has room for
     void* bf16 = nullptr;
-    bool valid = false;
+    uint64_t valid_era = 0;  // holds the operand's current bits while this equals copy_era_
     bool counted = false;  // charged to act_bytes_
   };
   enum class Cache { off, weights, all };
   std::map<uintptr_t, Copy16> copies_;  // by fp32 address
+  uint64_t copy_era_ = 1;               // bumped to make every copy stale at once
   uintptr_t max_span_ = 0;              // the largest fp32 byte span of any copy (for overlap lookups)
   Cache cache_ = Cache::off;
   bool fused_bias_ = false;
@@ -1213,7 +1213,7 @@ class CudaBackend final : public Backend<float> {
   void* staging_ = nullptr;  // pinned ring of upload()
   size_t staging_head_ = 0;
   cudaEvent_t staging_done_ = nullptr;  // the last copy out of the ring
-  bool graphs_ = true;                  // CFPIPE_CUDA_GRAPHS=0: never record
+  bool graphs_;                         // record stretches (make_cuda_backend's `graphs`)
   bool capturing_ = false;              // a stretch is being recorded on stream_
   uint64_t scratch_moves_ = 0;          // scratch buffers or bf16 copies freed or moved so far
   std::map<const void*, std::unordered_map<std::string, Recording>> recordings_;
@@ -1243,8 +1243,15 @@ CudaPrecision default_cuda_precision() {
 
 const char* cuda_precision_name(CudaPrecision p) { return p == CudaPrecision::fp32 ? "fp32" : "bf16"; }
 
-std::unique_ptr<Backend<float>> make_cuda_backend(int device, CudaPrecision precision) {
-  return std::make_unique<CudaBackend>(device, precision);
+bool default_cuda_graphs() {
+  const char* g = std::getenv("CFPIPE_CUDA_GRAPHS");
+  if (!g || !*g || std::strcmp(g, "1") == 0) return true;
+  if (std::strcmp(g, "0") == 0) return false;
+  CFP_THROW("CFPIPE_CUDA_GRAPHS must be 0 or 1, got '%s'", g);
+}
+
+std::unique_ptr<Backend<float>> make_cuda_backend(int device, CudaPrecision precision, bool graphs) {
+  return std::make_unique<CudaBackend>(device, precision, graphs);
 }
 
 const char* cuda_gemm_engine() { return Gemm::engine(); }
@@ -1354,9 +1361,9 @@ std::unique_ptr<OptimOps> make_cuda_optim_ops(Backend<float>& cuda_backend) {
   return std::make_unique<CudaOptimOps>(*cb);
 }
 
-ComputeDevice make_cuda_device(int device, CudaPrecision precision) {
+ComputeDevice make_cuda_device(int device, CudaPrecision precision, bool graphs) {
   ComputeDevice d;
-  d.backend = make_cuda_backend(device, precision);
+  d.backend = make_cuda_backend(device, precision, graphs);
   d.owned_optim = make_cuda_optim_ops(*d.backend);
   d.optim = d.owned_optim.get();
   return d;

@@ -31,8 +31,13 @@ enum class CudaPrecision { fp32, bf16 };
 CudaPrecision default_cuda_precision();
 const char* cuda_precision_name(CudaPrecision p);
 
-// The CUDA backend on `device` (0-based). Throws cfp::Error when the device cannot be used.
-std::unique_ptr<Backend<float>> make_cuda_backend(int device = 0, CudaPrecision precision = default_cuda_precision());
+// CFPIPE_CUDA_GRAPHS=0|1 from the environment; on (1) when unset. Throws on other values.
+bool default_cuda_graphs();
+
+// The CUDA backend on `device` (0-based); `graphs`: replay recorded stretches as CUDA graphs
+// (Backend::run_recorded). Throws cfp::Error when the device cannot be used.
+std::unique_ptr<Backend<float>> make_cuda_backend(int device = 0, CudaPrecision precision = default_cuda_precision(),
+                                                  bool graphs = default_cuda_graphs());
 
 // The GEMM engine compiled in: "cublaslt" or "tiled".
 const char* cuda_gemm_engine();
@@ -42,9 +47,9 @@ const char* cuda_gemm_engine();
 void cuda_synchronize(Backend<float>& backend);
 
 // Recorded stretches (Backend::run_recorded) in this process so far: eager runs before a decision,
-// stretches recorded as CUDA graphs, graph replays, stretches left eager (device-bound, or too many
-// keys for one owner) and recordings that failed (an op that cannot be captured). CFPIPE_CUDA_GRAPHS=0
-// (read when a backend is made) turns recording off.
+// stretches recorded as CUDA graphs, graph replays, declined (a stretch found device-bound, once;
+// a call past an owner's key limit, each time) and recordings that failed (an op that cannot be
+// captured).
 struct CudaGraphStats {
   uint64_t eager = 0, recorded = 0, replayed = 0, declined = 0, failed = 0;
 };
@@ -60,6 +65,7 @@ std::string cuda_device_name(int device = 0);
 std::unique_ptr<OptimOps> make_cuda_optim_ops(Backend<float>& cuda_backend);
 
 // The CUDA backend on `device` with its optimizer ops: the compute device of a GPU job.
-ComputeDevice make_cuda_device(int device = 0, CudaPrecision precision = default_cuda_precision());
+ComputeDevice make_cuda_device(int device = 0, CudaPrecision precision = default_cuda_precision(),
+                               bool graphs = default_cuda_graphs());
 
 }  // namespace cfp

@@ -15,8 +15,7 @@
 // forward/backward is off by ~1e-2 of the scale, so the losses agree to 5e-2 max(|b|, 1e-3); exact
 // resume on the GPU is checked the same way in both modes (bitwise).
 //
-// CUDA graphs (Backend::run_recorded): with recording on (the default) and off
-// (CFPIPE_CUDA_GRAPHS=0) every trainer's 10 losses and output file, and three few-step streaming
+// CUDA graphs (Backend::run_recorded): with recording on (the default) and off every trainer's 10 losses and output file, and three few-step streaming
 // videos, are bitwise identical, and the recorded runs did replay graphs.
 //
 // Without a GPU the test prints why and exits 77 (ctest: skipped); built without CUDA it exits 0.
@@ -32,7 +31,6 @@ int main() {
 #include <unistd.h>
 
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -249,16 +247,11 @@ void test_trainer(Trainer t) {
   TrainOptions eager = gpu;
   eager.work_dir = root + "/eager";
   eager.output_path = root + "/eager.safetensors";
-  eager.device = [] {
-    setenv("CFPIPE_CUDA_GRAPHS", "0", 1);
-    ComputeDevice d = make_cuda_device(0, g_precision);
-    unsetenv("CFPIPE_CUDA_GRAPHS");
-    return d;
-  };
+  eager.device = [] { return make_cuda_device(0, g_precision, /*graphs=*/false); };
   Recorder re;
   train(eager, s.d, re);
   const CudaGraphStats after = cuda_graph_stats();
-  EXPECT(after.replayed == before.replayed, "%s: graphs replayed with CFPIPE_CUDA_GRAPHS=0", trainer_name(t));
+  EXPECT(after.replayed == before.replayed, "%s: graphs replayed with recording off", trainer_name(t));
   const bool bitwise = re.losses == rg.losses && read_file_bytes(eager.output_path) == read_file_bytes(gpu.output_path);
   EXPECT(bitwise, "%s: losses or weights with CUDA graphs differ from those without", trainer_name(t));
   std::printf("  %-24s CUDA graphs on == off: %s\n", "", bitwise ? "bitwise" : "DIFFERENT");
@@ -273,9 +266,7 @@ void test_sampler_graphs() {
   fc.frames_per_block = cfg.frames_per_block;
   fc.steps = warped_step_list({1000, 750, 500, 250}, grid);
   auto videos = [&](bool graphs) {
-    if (!graphs) setenv("CFPIPE_CUDA_GRAPHS", "0", 1);
-    std::unique_ptr<Backend<float>> be = make_cuda_backend(0, g_precision);
-    unsetenv("CFPIPE_CUDA_GRAPHS");
+    std::unique_ptr<Backend<float>> be = make_cuda_backend(0, g_precision, graphs);
     Model<float> model(*be, cfg);
     model.init(23);
     Tensor<float> text = be->empty({B * cfg.text_len * cfg.text_dim});

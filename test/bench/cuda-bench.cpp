@@ -182,9 +182,7 @@ int graphs_bench(CudaPrecision precision) {
               cuda_precision_name(precision), (long long)c.tokens_per_frame(), (long long)B, iters);
   double ms[2][4] = {};
   for (int graphs = 0; graphs < 2; ++graphs) {
-    if (!graphs) setenv("CFPIPE_CUDA_GRAPHS", "0", 1);
-    auto be = make_cuda_backend(0, precision);
-    unsetenv("CFPIPE_CUDA_GRAPHS");
+    auto be = make_cuda_backend(0, precision, graphs == 1);
     auto dev_rand = [&](int64_t n, uint64_t seed) { return device_normals(*be, n, seed); };
     Tensor<float> x0 = dev_rand(B * F * fr, 1), text = dev_rand(B * c.text_len * c.text_dim, 2),
                   traj = dev_rand(B * S * F * fr, 4), video = be->empty({B * F * fr});
